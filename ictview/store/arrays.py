@@ -1,0 +1,137 @@
+"""HDF5 array files of the workspace, always written by atomic replace.
+
+A file is written under a temporary name in its final folder, flushed to disk,
+then renamed over the old one. A reader that opened the old file keeps reading
+the old inode; a new reader sees the new file whole. Nothing ever writes into a
+file another process may be reading, so no HDF5 locking is needed to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from ictview.core.geometry import Geometry
+from ictview.errors import IctviewError
+
+TMP_MARK = ".tmp-"
+FORMAT_VERSION = 1
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_h5(path: Path) -> Iterator[h5py.File]:
+    """Yield an HDF5 file to fill; on success it replaces `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with h5py.File(tmp, "w", libver="latest", locking=False) as f:
+            yield f
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def open_h5(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r", locking=False)
+    except FileNotFoundError:
+        raise IctviewError(f"{path}: file not found") from None
+    except OSError as e:
+        raise IctviewError(f"{path}: not a readable HDF5 file ({e.__class__.__name__})") from None
+
+
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- volumes -------------------------------------------------------------------------
+
+
+@dataclass
+class StoredVolume:
+    hu: np.ndarray  # int16 (z, y, x)
+    geometry: Geometry
+    sop_uids: list[str]
+    attrs: dict = field(default_factory=dict)
+
+
+def write_volume(path: Path, hu: np.ndarray, geometry: Geometry, sop_uids: list[str], attrs: dict) -> None:
+    if hu.dtype != np.int16 or hu.ndim != 3:
+        raise ValueError(f"volume must be int16 (z, y, x), got {hu.dtype} {hu.shape}")
+    if len(sop_uids) != hu.shape[0]:
+        raise ValueError("one SOP Instance UID per slice is required")
+    with atomic_h5(path) as f:
+        # contiguous and uncompressed: whole-volume reads are a single memcpy
+        f.create_dataset("hu", data=hu)
+        f.create_dataset("sop_uids", data=np.array(sop_uids, dtype=h5py.string_dtype()))
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["geometry"] = json.dumps(geometry.to_dict())
+        f.attrs["meta"] = json.dumps(attrs, default=str)
+
+
+def read_volume(path: Path) -> StoredVolume:
+    with open_h5(path) as f:
+        try:
+            ds = f["hu"]
+            hu = np.empty(ds.shape, dtype=np.int16)
+            ds.read_direct(hu)
+            sops = [s.decode() if isinstance(s, bytes) else s for s in f["sop_uids"][()]]
+            geometry = Geometry.from_dict(json.loads(f.attrs["geometry"]))
+            meta = json.loads(f.attrs.get("meta", "{}"))
+        except (KeyError, ValueError) as e:
+            raise IctviewError(f"{path}: not an ictview volume file ({e})") from None
+    return StoredVolume(hu, geometry, sops, meta)
+
+
+# ---- label volumes ---------------------------------------------------------------------
+
+
+def write_labels(path: Path, labels: np.ndarray, attrs: dict) -> None:
+    if labels.dtype != np.uint8 or labels.ndim != 3:
+        raise ValueError(f"labels must be uint8 (z, y, x), got {labels.dtype} {labels.shape}")
+    with atomic_h5(path) as f:
+        # per-slice chunks + lzf: a mostly-empty 512x512x40 label volume is a few kB and
+        # compresses faster than it would take to write raw
+        f.create_dataset(
+            "labels", data=labels, chunks=(1,) + labels.shape[1:], compression="lzf"
+        )
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in attrs.items():
+            f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v, default=str)
+
+
+def read_labels(path: Path) -> tuple[np.ndarray, dict]:
+    with open_h5(path) as f:
+        if "labels" not in f:
+            raise IctviewError(f"{path}: not an ictview label file (no 'labels' dataset)")
+        ds = f["labels"]
+        labels = np.empty(ds.shape, dtype=np.uint8)
+        ds.read_direct(labels)
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    return labels, attrs

@@ -1,0 +1,113 @@
+"""The workspace catalog schema and its migrations.
+
+The catalog is the index of the workspace: an exam exists when its row exists, and
+its row is committed only after its volume file is durable on disk. Versions only
+go up; each migration is a list of statements run in one transaction.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+_V1 = [
+    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE sites (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('labeled','unlabeled','validation','test')),
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE exams (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        site TEXT NOT NULL REFERENCES sites(name),
+        patient_id TEXT NOT NULL,
+        accession_number TEXT NOT NULL DEFAULT '',
+        study_date TEXT NOT NULL DEFAULT '',
+        study_uid TEXT NOT NULL UNIQUE,
+        series_uid TEXT NOT NULL,
+        series_description TEXT NOT NULL DEFAULT '',
+        n_slices INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        cols INTEGER NOT NULL,
+        spacing_z REAL NOT NULL, spacing_y REAL NOT NULL, spacing_x REAL NOT NULL,
+        slice_thickness REAL,
+        tilt_degrees REAL NOT NULL DEFAULT 0,
+        manufacturer TEXT NOT NULL DEFAULT '',
+        kernel TEXT NOT NULL DEFAULT '',
+        volume_file TEXT NOT NULL,
+        volume_sha1 TEXT NOT NULL,
+        warnings TEXT NOT NULL DEFAULT '[]',
+        source TEXT NOT NULL DEFAULT '',
+        imported_at TEXT NOT NULL)""",
+    """CREATE TABLE slices (
+        exam_id INTEGER NOT NULL REFERENCES exams(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        sop_uid TEXT NOT NULL UNIQUE,
+        position REAL NOT NULL,
+        PRIMARY KEY (exam_id, idx))""",
+    # every series seen in the exam's study, chosen or not, with why not
+    """CREATE TABLE series (
+        exam_id INTEGER NOT NULL REFERENCES exams(id) ON DELETE CASCADE,
+        series_uid TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        slice_thickness REAL,
+        n_files INTEGER NOT NULL,
+        chosen INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (exam_id, series_uid))""",
+    # readers' exam-level reads (CQ500 reads.csv): one row per reader and finding
+    """CREATE TABLE exam_reads (
+        exam_id INTEGER NOT NULL REFERENCES exams(id) ON DELETE CASCADE,
+        reader TEXT NOT NULL,
+        finding TEXT NOT NULL,
+        value INTEGER NOT NULL CHECK (value IN (0, 1)),
+        source TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (exam_id, reader, finding))""",
+    # image-level labels (RSNA 2019): one row per slice and finding
+    """CREATE TABLE image_labels (
+        exam_id INTEGER NOT NULL REFERENCES exams(id) ON DELETE CASCADE,
+        slice_idx INTEGER NOT NULL,
+        finding TEXT NOT NULL,
+        value INTEGER NOT NULL CHECK (value IN (0, 1)),
+        source TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (exam_id, slice_idx, finding))""",
+    """CREATE TABLE raters (name TEXT PRIMARY KEY, created_at TEXT NOT NULL)""",
+    """CREATE TABLE labelsets (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL DEFAULT 'reference',
+        rater TEXT REFERENCES raters(name),
+        description TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL)""",
+    # one row per labelset and exam; the file itself is replaced atomically on each save
+    """CREATE TABLE label_files (
+        labelset TEXT NOT NULL REFERENCES labelsets(name),
+        exam_id INTEGER NOT NULL REFERENCES exams(id) ON DELETE CASCADE,
+        revision INTEGER NOT NULL DEFAULT 1,
+        saved_at TEXT NOT NULL,
+        saved_by TEXT NOT NULL DEFAULT '',
+        seconds_on_task REAL NOT NULL DEFAULT 0,
+        voxels_labeled INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (labelset, exam_id))""",
+    """CREATE TABLE runs (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'created',
+        parent TEXT,
+        config TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
+    """CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        exam TEXT,
+        detail TEXT NOT NULL DEFAULT '')""",
+    # the audit log is append-only: the database itself refuses edits
+    """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE INDEX image_labels_finding ON image_labels(finding, value)""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1}

@@ -1,0 +1,498 @@
+"""The workspace: SQLite catalog + HDF5 arrays, the one source of truth on disk.
+
+Layout (DESIGN.md):
+    WS/workspace.sqlite               catalog (WAL)
+    WS/volumes/<exam>.h5              HU int16 (z, y, x) + geometry
+    WS/labels/<labelset>/<exam>.h5    uint8 label volume, atomic replace
+    WS/predictions/<run>/<exam>.h5    model outputs
+    WS/runs/<run>/                    run folders
+
+Integrity: an exam's files are written (atomically) before its catalog rows, and the
+rows of one exam are committed in one transaction, so a crash leaves either the
+whole exam or only orphan files, which the next import removes under the import lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ictview.core.geometry import Geometry
+from ictview.core.labels import FINDINGS
+from ictview.errors import IctviewError
+from ictview.store import arrays
+from ictview.store.catalog import connect, transaction, utc_now
+
+ROLES = ("labeled", "unlabeled", "validation", "test")
+DB_NAME = "workspace.sqlite"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """A name usable as a file name on every OS, stable for the same input."""
+    name = _SAFE.sub("_", text.strip()).strip("._")
+    return name or "unnamed"
+
+
+@dataclass(frozen=True)
+class Exam:
+    id: int
+    name: str
+    site: str
+    role: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    n_slices: int
+    rows: int
+    cols: int
+    spacing: tuple[float, float, float]  # (z, y, x) mm
+    warnings: tuple[str, ...]
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.spacing)) / 1000.0
+
+
+@dataclass
+class NewExam:
+    """Everything one exam brings into the workspace, committed together."""
+
+    name: str
+    site: str
+    hu: np.ndarray
+    geometry: Geometry
+    sop_uids: list[str]
+    positions: list[float]
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    accession_number: str = ""
+    study_date: str = ""
+    series_description: str = ""
+    slice_thickness: float | None = None
+    manufacturer: str = ""
+    kernel: str = ""
+    warnings: tuple[str, ...] = ()
+    source: str = ""
+    series_rows: tuple[tuple[str, str, float | None, int, bool, str], ...] = ()
+    # (reader, finding) -> 0/1
+    reads: dict[tuple[str, str], int] | None = None
+    reads_source: str = ""
+    # slice index -> {finding: 0/1}
+    image_labels: dict[int, dict[str, int]] | None = None
+    image_labels_source: str = ""
+    # labelset -> uint8 (z, y, x)
+    masks: dict[str, np.ndarray] | None = None
+
+
+class Workspace:
+    def __init__(self, root: Path | str, create: bool = False):
+        self.root = Path(root)
+        if create:
+            if self.root.exists() and not self.root.is_dir():
+                raise IctviewError(f"{self.root}: exists and is not a folder")
+            self.root.mkdir(parents=True, exist_ok=True)
+        elif not self.root.is_dir():
+            raise IctviewError(f"{self.root}: workspace folder not found")
+        self.con = connect(self.root / DB_NAME, create=create)
+        for sub in ("volumes", "labels", "predictions", "runs"):
+            (self.root / sub).mkdir(exist_ok=True)
+
+    @classmethod
+    def open(cls, root: Path | str) -> "Workspace":
+        return cls(root, create=False)
+
+    @classmethod
+    def create(cls, root: Path | str) -> "Workspace":
+        return cls(root, create=True)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- paths ------------------------------------------------------------------------
+
+    def volume_path(self, exam: str) -> Path:
+        return self.root / "volumes" / f"{exam}.h5"
+
+    def label_path(self, labelset: str, exam: str) -> Path:
+        return self.root / "labels" / labelset / f"{exam}.h5"
+
+    def prediction_path(self, run: str, exam: str) -> Path:
+        return self.root / "predictions" / run / f"{exam}.h5"
+
+    def run_dir(self, run: str) -> Path:
+        return self.root / "runs" / run
+
+    # ---- import lock and recovery -------------------------------------------------------
+
+    @contextmanager
+    def import_lock(self) -> Iterator[None]:
+        """Serialises imports between processes; orphans are cleaned only under it."""
+        lock_path = self.root / ".import.lock"
+        with open(lock_path, "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IctviewError(
+                    f"{self.root}: another import is running in this workspace"
+                ) from None
+            try:
+                self._remove_orphans()
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _remove_orphans(self) -> list[Path]:
+        """Delete temp files and volume/label files whose exam never got committed."""
+        known = {r[0] for r in self.con.execute("SELECT name FROM exams")}
+        removed = []
+        for p in (self.root / "volumes").glob("*.h5*"):
+            if arrays.TMP_MARK in p.name or p.stem not in known:
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        for p in (self.root / "labels").glob("*/*.h5*"):
+            if arrays.TMP_MARK in p.name or p.stem not in known:
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
+
+    # ---- sites --------------------------------------------------------------------------
+
+    def ensure_site(self, name: str, role: str) -> None:
+        if role not in ROLES:
+            raise IctviewError(f"role '{role}' is not one of {', '.join(ROLES)}")
+        if safe_name(name) != name:
+            raise IctviewError(f"site name '{name}' may only use letters, digits, '.', '_', '-'")
+        row = self.con.execute("SELECT role FROM sites WHERE name=?", (name,)).fetchone()
+        if row and row["role"] != role:
+            raise IctviewError(
+                f"{self.root}: site '{name}' already has role '{row['role']}', not '{role}'"
+            )
+        if not row:
+            with transaction(self.con):
+                self.con.execute(
+                    "INSERT INTO sites(name, role, created_at) VALUES (?,?,?)",
+                    (name, role, utc_now()),
+                )
+
+    def sites(self) -> dict[str, str]:
+        return {r["name"]: r["role"] for r in self.con.execute("SELECT * FROM sites ORDER BY name")}
+
+    # ---- exams --------------------------------------------------------------------------
+
+    def find_study(self, study_uid: str) -> str | None:
+        row = self.con.execute("SELECT name FROM exams WHERE study_uid=?", (study_uid,)).fetchone()
+        return row[0] if row else None
+
+    def unique_exam_name(self, wanted: str) -> str:
+        base = safe_name(wanted)
+        name, n = base, 1
+        while self.con.execute("SELECT 1 FROM exams WHERE name=?", (name,)).fetchone():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def add_exam(self, new: NewExam) -> Exam:
+        """Write the exam's files, then commit all its rows in one transaction."""
+        z, y, x = new.hu.shape
+        meta = {
+            "patient_id": new.patient_id,
+            "study_uid": new.study_uid,
+            "series_uid": new.series_uid,
+            "site": new.site,
+        }
+        vpath = self.volume_path(new.name)
+        arrays.write_volume(vpath, new.hu, new.geometry, new.sop_uids, meta)
+        for labelset, mask in (new.masks or {}).items():
+            self._check_mask(new.name, mask, new.hu.shape)
+            arrays.write_labels(
+                self.label_path(labelset, new.name), mask, {"exam": new.name, "labelset": labelset}
+            )
+        sha1 = arrays.file_sha1(vpath)
+        now = utc_now()
+        sz, sy, sx = new.geometry.spacing_zyx
+        with transaction(self.con) as con:
+            cur = con.execute(
+                """INSERT INTO exams(name, site, patient_id, accession_number, study_date,
+                    study_uid, series_uid, series_description, n_slices, rows, cols,
+                    spacing_z, spacing_y, spacing_x, slice_thickness, tilt_degrees, manufacturer,
+                    kernel, volume_file, volume_sha1, warnings, source, imported_at)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    new.name, new.site, new.patient_id, new.accession_number, new.study_date,
+                    new.study_uid, new.series_uid, new.series_description, z, y, x,
+                    sz, sy, sx, new.slice_thickness, new.geometry.tilt_degrees,
+                    new.manufacturer, new.kernel, str(vpath.relative_to(self.root)), sha1,
+                    json.dumps(list(new.warnings)), new.source, now,
+                ),
+            )
+            exam_id = cur.lastrowid
+            con.executemany(
+                "INSERT INTO slices(exam_id, idx, sop_uid, position) VALUES (?,?,?,?)",
+                [(exam_id, i, s, p) for i, (s, p) in enumerate(zip(new.sop_uids, new.positions))],
+            )
+            con.executemany(
+                """INSERT INTO series(exam_id, series_uid, description, slice_thickness,
+                   n_files, chosen, reason) VALUES (?,?,?,?,?,?,?)""",
+                [(exam_id, *row) for row in new.series_rows],
+            )
+            if new.reads:
+                self._insert_reads(exam_id, new.reads, new.reads_source)
+            if new.image_labels:
+                self._insert_image_labels(exam_id, new.image_labels, new.image_labels_source)
+            for labelset, mask in (new.masks or {}).items():
+                self._ensure_labelset_row(labelset, "reference", None)
+                self._upsert_label_row(labelset, exam_id, "import", 0.0, mask, now)
+            self._audit(con, "import", "import_exam", new.name, new.source)
+        return self.exam(new.name)
+
+    def _row_to_exam(self, r: sqlite3.Row) -> Exam:
+        return Exam(
+            id=r["id"], name=r["name"], site=r["site"], role=r["role"],
+            patient_id=r["patient_id"], study_uid=r["study_uid"], series_uid=r["series_uid"],
+            n_slices=r["n_slices"], rows=r["rows"], cols=r["cols"],
+            spacing=(r["spacing_z"], r["spacing_y"], r["spacing_x"]),
+            warnings=tuple(json.loads(r["warnings"])),
+        )
+
+    _EXAM_SQL = "SELECT exams.*, sites.role AS role FROM exams JOIN sites ON exams.site = sites.name"
+
+    def exam(self, name: str) -> Exam:
+        r = self.con.execute(self._EXAM_SQL + " WHERE exams.name=?", (name,)).fetchone()
+        if r is None:
+            raise IctviewError(f"{self.root}: no exam named '{name}'")
+        return self._row_to_exam(r)
+
+    def exams(self, site: str | None = None, role: str | None = None) -> list[Exam]:
+        sql, args = self._EXAM_SQL + " WHERE 1=1", []
+        if site:
+            sql, args = sql + " AND exams.site=?", args + [site]
+        if role:
+            sql, args = sql + " AND sites.role=?", args + [role]
+        return [self._row_to_exam(r) for r in self.con.execute(sql + " ORDER BY exams.name", args)]
+
+    def read_volume(self, exam: str) -> arrays.StoredVolume:
+        return arrays.read_volume(self.volume_path(exam))
+
+    def sop_index(self) -> dict[str, tuple[int, int]]:
+        """SOP Instance UID -> (exam id, slice index) for the whole workspace."""
+        return {
+            r[0]: (r[1], r[2]) for r in self.con.execute("SELECT sop_uid, exam_id, idx FROM slices")
+        }
+
+    # ---- exam reads and image labels ------------------------------------------------------
+
+    def _insert_reads(self, exam_id: int, reads: dict[tuple[str, str], int], source: str) -> None:
+        self.con.executemany(
+            """INSERT OR REPLACE INTO exam_reads(exam_id, reader, finding, value, source)
+               VALUES (?,?,?,?,?)""",
+            [(exam_id, reader, finding, int(v), source) for (reader, finding), v in reads.items()],
+        )
+
+    def _insert_image_labels(self, exam_id: int, labels: dict[int, dict[str, int]], source: str) -> None:
+        self.con.executemany(
+            """INSERT OR REPLACE INTO image_labels(exam_id, slice_idx, finding, value, source)
+               VALUES (?,?,?,?,?)""",
+            [
+                (exam_id, idx, finding, int(v), source)
+                for idx, row in labels.items()
+                for finding, v in row.items()
+            ],
+        )
+
+    def attach_reads(self, exam: str, reads: dict[tuple[str, str], int], source: str) -> None:
+        with transaction(self.con):
+            self._insert_reads(self.exam(exam).id, reads, source)
+
+    def attach_image_labels(self, exam: str, labels: dict[int, dict[str, int]], source: str) -> None:
+        with transaction(self.con):
+            self._insert_image_labels(self.exam(exam).id, labels, source)
+
+    def exam_reads(self, exam: str) -> dict[tuple[str, str], int]:
+        rows = self.con.execute(
+            "SELECT reader, finding, value FROM exam_reads WHERE exam_id=?", (self.exam(exam).id,)
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def exam_label(self, exam: str, finding: str = "ICH") -> int | None:
+        """Majority vote of the readers for one finding (None when nobody read it)."""
+        votes = [v for (_, f), v in self.exam_reads(exam).items() if f == finding]
+        if not votes:
+            return None
+        return int(2 * sum(votes) > len(votes))
+
+    def image_labels(self, exam: str) -> np.ndarray | None:
+        """(n_slices, len(FINDINGS)) int8 matrix, -1 where unknown; None if no labels at all."""
+        e = self.exam(exam)
+        rows = self.con.execute(
+            "SELECT slice_idx, finding, value FROM image_labels WHERE exam_id=?", (e.id,)
+        ).fetchall()
+        if not rows:
+            return None
+        out = np.full((e.n_slices, len(FINDINGS)), -1, dtype=np.int8)
+        col = {f: i for i, f in enumerate(FINDINGS)}
+        for idx, finding, value in rows:
+            if finding in col:
+                out[idx, col[finding]] = value
+        return out
+
+    # ---- labelsets and label files --------------------------------------------------------
+
+    def _ensure_labelset_row(self, name: str, kind: str, rater: str | None) -> None:
+        if safe_name(name) != name:
+            raise IctviewError(f"labelset name '{name}' may only use letters, digits, '.', '_', '-'")
+        if rater:
+            self.con.execute(
+                "INSERT OR IGNORE INTO raters(name, created_at) VALUES (?,?)", (rater, utc_now())
+            )
+        self.con.execute(
+            "INSERT OR IGNORE INTO labelsets(name, kind, rater, created_at) VALUES (?,?,?,?)",
+            (name, kind, rater, utc_now()),
+        )
+
+    def ensure_labelset(self, name: str, kind: str = "reference", rater: str | None = None) -> None:
+        with transaction(self.con):
+            self._ensure_labelset_row(name, kind, rater)
+
+    def _upsert_label_row(
+        self, labelset: str, exam_id: int, by: str, seconds: float, labels: np.ndarray, now: str
+    ) -> None:
+        n = int(np.count_nonzero((labels > 0) & (labels != 255)))
+        self.con.execute(
+            """INSERT INTO label_files(labelset, exam_id, revision, saved_at, saved_by,
+                   seconds_on_task, voxels_labeled) VALUES (?,?,1,?,?,?,?)
+               ON CONFLICT(labelset, exam_id) DO UPDATE SET revision=revision+1,
+                   saved_at=excluded.saved_at, saved_by=excluded.saved_by,
+                   seconds_on_task=seconds_on_task+excluded.seconds_on_task,
+                   voxels_labeled=excluded.voxels_labeled""",
+            (labelset, exam_id, now, by, seconds, n),
+        )
+
+    @staticmethod
+    def _check_mask(exam: str, labels: np.ndarray, shape: tuple[int, ...]) -> None:
+        if labels.shape != tuple(shape):
+            raise IctviewError(f"{exam}: label volume shape {labels.shape} != exam shape {tuple(shape)}")
+        if labels.dtype != np.uint8:
+            raise IctviewError(f"{exam}: label volume must be uint8, got {labels.dtype}")
+
+    def save_labels(
+        self, labelset: str, exam: str, labels: np.ndarray, rater: str, seconds_on_task: float = 0.0
+    ) -> None:
+        """Replace the exam's label file atomically, then record the save."""
+        e = self.exam(exam)
+        self._check_mask(exam, labels, (e.n_slices, e.rows, e.cols))
+        now = utc_now()
+        arrays.write_labels(
+            self.label_path(labelset, exam), labels,
+            {"exam": exam, "labelset": labelset, "saved_by": rater, "saved_at": now},
+        )
+        with transaction(self.con):
+            self._ensure_labelset_row(labelset, "rater", rater)
+            self._upsert_label_row(labelset, e.id, rater, seconds_on_task, labels, now)
+            self._audit(self.con, rater, "save_labels", exam, labelset)
+
+    def load_labels(self, labelset: str, exam: str) -> np.ndarray | None:
+        path = self.label_path(labelset, exam)
+        if not path.exists():
+            return None
+        labels, _ = arrays.read_labels(path)
+        return labels
+
+    def labelsets(self) -> list[dict]:
+        rows = self.con.execute(
+            """SELECT l.name, l.kind, l.rater, COUNT(f.exam_id) AS exams
+               FROM labelsets l LEFT JOIN label_files f ON f.labelset = l.name
+               GROUP BY l.name ORDER BY l.name"""
+        )
+        return [dict(r) for r in rows]
+
+    def labelset_exams(self, labelset: str) -> list[str]:
+        rows = self.con.execute(
+            """SELECT e.name FROM label_files f JOIN exams e ON e.id = f.exam_id
+               WHERE f.labelset=? ORDER BY e.name""",
+            (labelset,),
+        )
+        return [r[0] for r in rows]
+
+    # ---- runs and audit -------------------------------------------------------------------
+
+    def runs(self) -> list[dict]:
+        return [dict(r) for r in self.con.execute("SELECT * FROM runs ORDER BY created_at")]
+
+    @staticmethod
+    def _audit(con: sqlite3.Connection, actor: str, action: str, exam: str | None, detail: str) -> None:
+        con.execute(
+            "INSERT INTO audit_log(at, actor, action, exam, detail) VALUES (?,?,?,?,?)",
+            (utc_now(), actor, action, exam, detail),
+        )
+
+    def audit(self, actor: str, action: str, exam: str | None = None, detail: str = "") -> None:
+        with transaction(self.con):
+            self._audit(self.con, actor, action, exam, detail)
+
+    # ---- summary ------------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        sites = {}
+        for name, role in self.sites().items():
+            row = self.con.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n_slices), 0) FROM exams WHERE site=?", (name,)
+            ).fetchone()
+            labeled_images = self.con.execute(
+                """SELECT COUNT(*), COALESCE(SUM(value), 0) FROM image_labels il
+                   JOIN exams e ON e.id = il.exam_id WHERE e.site=? AND il.finding='ICH'""",
+                (name,),
+            ).fetchone()
+            read_exams = self.con.execute(
+                """SELECT COUNT(*) FROM (SELECT exam_id FROM exam_reads r JOIN exams e
+                   ON e.id = r.exam_id WHERE e.site=? AND r.finding='ICH' GROUP BY exam_id
+                   HAVING 2 * SUM(value) > COUNT(*))""",
+                (name,),
+            ).fetchone()[0]
+            n_read = self.con.execute(
+                """SELECT COUNT(DISTINCT exam_id) FROM exam_reads r JOIN exams e
+                   ON e.id = r.exam_id WHERE e.site=?""",
+                (name,),
+            ).fetchone()[0]
+            warned = self.con.execute(
+                "SELECT COUNT(*) FROM exams WHERE site=? AND warnings != '[]'", (name,)
+            ).fetchone()[0]
+            sites[name] = {
+                "role": role,
+                "exams": row[0],
+                "slices": row[1],
+                "image_labels": labeled_images[0],
+                "positive_images": labeled_images[1],
+                "read_exams": n_read,
+                "positive_exams_by_majority": read_exams,
+                "exams_with_warnings": warned,
+            }
+        roles = {r: {"exams": 0, "slices": 0} for r in ROLES}
+        for s in sites.values():
+            roles[s["role"]]["exams"] += s["exams"]
+            roles[s["role"]]["slices"] += s["slices"]
+        version = self.con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        return {
+            "workspace": str(self.root.resolve()),
+            "schema_version": int(version),
+            "sites": sites,
+            "roles": roles,
+            "labelsets": self.labelsets(),
+            "runs": self.runs(),
+        }
