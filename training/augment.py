@@ -1,0 +1,306 @@
+"""Training augmentation (Noisy Student's "noise"): head size / aspect ratio, crop, flip, contrast.
+
+Works on windowed images in [0, 1] (``training.windows``), shape (C, H, W), and label maps
+(H, W) with the workspace values (0..5, 255). Every random decision is drawn from an explicit
+``torch.Generator`` on the CPU, in a fixed order and a fixed number of draws per sample, so a
+seed gives the same patch on any device and regardless of what the data look like.
+
+One sample goes through two steps:
+
+1. ``plan_sample(labels, cfg, gen)``: draws every random parameter. Only the label map is read
+   (for the positive / negative crop balance).
+2. ``apply_plans(images, labels, plans)``: deterministic rendering, batched (one
+   ``grid_sample`` for the whole batch; runs on the GPU if the tensors are there).
+
+Geometry: the slice is scaled about its centre by ``sx`` (columns, head width) and ``sy``
+(rows, head length), drawn independently: that is the paper's "lengths and widths of each head
+were independently adjusted", covering head size and aspect ratio at once. The paper does not
+give the range: default U(0.9, 1.1) each. A crop window is then chosen on the scaled slice
+(padded with background up to the crop size when smaller) and flips mirror it. Scale, crop and
+flip compose into one per-axis sampling coordinate, so only the crop's pixels are interpolated:
+image bilinear, labels nearest neighbour (an index gather: 255 stays 255, classes stay integers,
+outside the slice is 0).
+
+Contrast (the paper's Table 2; refs 12-13 of seed-paper.md), applied after the geometry to the
+windowed image, one choice per image, the same on every channel. With x in [0, 1]:
+
+- power law (gamma correction):   y = x ** gamma,          gamma ~ U(0.85, 1.1)
+- logarithmic correction:         y = g * log2(1 + x),     g     ~ U(0.7, 1.1)
+- none:                           y = x
+
+each with probability 1/3 ("mixed"). These are exactly scikit-image's ``adjust_gamma(x, gamma)``
+and ``adjust_log(x, g)`` for float images (the paper's wording, "power law transform" and
+"logarithmic correction", is their docstrings'); like them the result is not clipped, so the
+log branch reaches at most g = 1.1 at x = 1. Variants for the ablation: "power", "log", "none".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ictview.core.labels import IGNORE
+
+CONTRAST_POWER, CONTRAST_LOG, CONTRAST_NONE = 0, 1, 2
+# probabilities of (power, log, none)
+CONTRAST_VARIANTS: dict[str, tuple[float, float, float]] = {
+    "mixed": (1 / 3, 1 / 3, 1 / 3),
+    "power": (1.0, 0.0, 0.0),
+    "log": (0.0, 1.0, 0.0),
+    "none": (0.0, 0.0, 1.0),
+}
+
+
+@dataclass
+class AugmentConfig:
+    contrast: str = "mixed"  # a key of CONTRAST_VARIANTS
+    gamma_range: tuple[float, float] = (0.85, 1.1)
+    log_gain_range: tuple[float, float] = (0.7, 1.1)
+    scale_x_range: tuple[float, float] = (0.9, 1.1)  # head width
+    scale_y_range: tuple[float, float] = (0.9, 1.1)  # head length (anterior-posterior)
+    flip_x_prob: float = 0.5  # left-right: hemorrhage occurs on either side
+    flip_y_prob: float = 0.0  # anterior-posterior: off, front and back of a head differ
+    crop: int | None = 240  # square patch side; None keeps the whole slice (image-slice oracle)
+    # chance that a patch is drawn among windows containing a positive pixel (when the slice has
+    # any; otherwise among windows without one); None: uniform over all windows
+    positive_fraction: float | None = 0.5
+
+    def __post_init__(self) -> None:
+        if self.contrast not in CONTRAST_VARIANTS:
+            raise ValueError(
+                f"contrast must be one of {', '.join(CONTRAST_VARIANTS)}, got {self.contrast!r}"
+            )
+        for name in ("gamma_range", "log_gain_range", "scale_x_range", "scale_y_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must satisfy 0 < low <= high, got {(lo, hi)}")
+            setattr(self, name, (float(lo), float(hi)))
+        if self.crop is not None and self.crop < 1:
+            raise ValueError(f"crop must be >= 1 or None, got {self.crop}")
+
+    @classmethod
+    def disabled(cls, crop: int | None = None) -> AugmentConfig:
+        """No augmentation (evaluation, or an ablation): identity geometry and contrast."""
+        return cls(
+            contrast="none", scale_x_range=(1.0, 1.0), scale_y_range=(1.0, 1.0),
+            flip_x_prob=0.0, flip_y_prob=0.0, crop=crop, positive_fraction=None,
+        )
+
+
+@dataclass
+class AugmentPlan:
+    """Every random decision for one sample; ``apply_plans`` renders it."""
+
+    src_y: torch.Tensor  # (out_h,) float64 source row coordinate of each output row
+    src_x: torch.Tensor  # (out_w,) float64 source column coordinate of each output column
+    contrast_kind: int  # CONTRAST_POWER / CONTRAST_LOG / CONTRAST_NONE
+    contrast_param: float  # gamma or g; 1.0 for none
+    # for logs and tests
+    scale: tuple[float, float]  # (sy, sx)
+    origin: tuple[int, int]  # crop origin (row, col) on the scaled, padded canvas
+    flip: tuple[bool, bool]  # (rows, cols)
+    wanted_positive: bool | None  # which side of the balance was drawn; None: uniform
+
+
+def _uniform(lo: float, hi: float, gen: torch.Generator) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=gen, dtype=torch.float64))
+
+
+def sample_contrast(
+    n: int, gen: torch.Generator, cfg: AugmentConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """n draws -> kind int64 (n,) and parameter float32 (n,): gamma, g, or 1 for none."""
+    cfg = cfg or AugmentConfig()
+    probs = torch.tensor(CONTRAST_VARIANTS[cfg.contrast], dtype=torch.float64)
+    kind = torch.multinomial(probs, n, replacement=True, generator=gen)
+    u = torch.rand(n, generator=gen, dtype=torch.float64)  # one uniform drives either parameter
+    (g0, g1), (l0, l1) = cfg.gamma_range, cfg.log_gain_range
+    param = torch.where(
+        kind == CONTRAST_POWER,
+        g0 + (g1 - g0) * u,
+        torch.where(kind == CONTRAST_LOG, l0 + (l1 - l0) * u, torch.ones_like(u)),
+    )
+    return kind, param.float()
+
+
+def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) in [0, 1] with per-image kind and parameter (N,) -> the formulas above."""
+    k = kind.to(image.device).view(-1, 1, 1, 1)
+    p = param.to(image.device, image.dtype).view(-1, 1, 1, 1)
+    x = image.clamp(min=0.0)  # interpolation can leave -1e-8: keep pow real
+    power = x.pow(p)
+    log = p * torch.log2(1.0 + x)
+    return torch.where(k == CONTRAST_POWER, power, torch.where(k == CONTRAST_LOG, log, image))
+
+
+def _is_positive(labels: torch.Tensor) -> torch.Tensor:
+    return (labels > 0) & (labels != IGNORE)
+
+
+def _canvas_to_source(size: int, canvas: int, scale: float) -> torch.Tensor:
+    """Source coordinate of each canvas pixel: scaling by ``scale`` about the (shared) centre."""
+    y = torch.arange(canvas, dtype=torch.float64)
+    return (size - 1) / 2 + (y - (canvas - 1) / 2) / scale
+
+
+def _nearest(coord: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.floor(coord + 0.5).long()
+    valid = (idx >= 0) & (idx < size)
+    return idx.clamp(0, size - 1), valid
+
+
+def _nearest_np(coord: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.floor(coord + 0.5).astype(np.int64)
+    return np.clip(idx, 0, size - 1), (idx >= 0) & (idx < size)
+
+
+def _gather_labels(labels: torch.Tensor, src_y: torch.Tensor, src_x: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) labels sampled at nearest source pixels; outside the slice -> 0."""
+    h, w = labels.shape[-2:]
+    iy, vy = _nearest(src_y.to(labels.device), h)
+    ix, vx = _nearest(src_x.to(labels.device), w)
+    out = labels[..., iy[:, None], ix[None, :]]
+    return torch.where(vy[:, None] & vx[None, :], out, torch.zeros_like(out))
+
+
+def positive_window_counts(
+    positive: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, size: int
+) -> np.ndarray | None:
+    """Positive pixels in every size x size window of the scaled canvas, or None if there are none.
+
+    positive: (H, W) bool source mask; src_y / src_x: source coordinate of each canvas row /
+    column. Only the canvas rows and columns that land in the positives' bounding box are
+    rendered (nearest neighbour, as the labels are), then a summed-area table gives every
+    window's count: a few hundred microseconds for a 512x512 slice with a small lesion, where
+    rendering and summing the whole canvas costs several milliseconds per sample.
+    """
+    rows, cols = np.flatnonzero(positive.any(1)), np.flatnonzero(positive.any(0))
+    if len(rows) == 0:
+        return None
+    iy, vy = _nearest_np(src_y, positive.shape[0])
+    ix, vx = _nearest_np(src_x, positive.shape[1])
+    # nearest source index is monotone in the canvas index: the selections are contiguous
+    ry = np.flatnonzero(vy & (iy >= rows[0]) & (iy <= rows[-1]))
+    rx = np.flatnonzero(vx & (ix >= cols[0]) & (ix <= cols[-1]))
+    if len(ry) == 0 or len(rx) == 0:
+        return None  # zoomed in so far that every positive left the canvas
+    r0, c0 = ry[0], rx[0]
+    small = positive[np.ix_(iy[ry], ix[rx])]
+    sat = np.zeros((small.shape[0] + 1, small.shape[1] + 1), np.int32)
+    np.cumsum(small, 0, out=sat[1:, 1:])
+    np.cumsum(sat[1:, 1:], 1, out=sat[1:, 1:])
+    y0, x0 = np.arange(len(src_y) - size + 1), np.arange(len(src_x) - size + 1)
+    ya, yb = np.clip(y0 - r0, 0, small.shape[0]), np.clip(y0 + size - r0, 0, small.shape[0])
+    xa, xb = np.clip(x0 - c0, 0, small.shape[1]), np.clip(x0 + size - c0, 0, small.shape[1])
+    return (
+        sat[np.ix_(yb, xb)] - sat[np.ix_(ya, xb)] - sat[np.ix_(yb, xa)] + sat[np.ix_(ya, xa)]
+    )
+
+
+def choose_crop(
+    counts: np.ndarray | None,
+    n_windows: tuple[int, int],
+    positive_fraction: float | None,
+    gen: torch.Generator,
+) -> tuple[int, int, bool | None]:
+    """Origin (row, col) of a crop window among n_windows = (rows, cols) possible origins.
+
+    With probability ``positive_fraction`` the window is uniform among those whose positive
+    ``counts`` (positive_window_counts) are > 0, otherwise among those with 0; if that side is
+    empty (counts None: no positives), uniform over all windows. Always exactly two draws from
+    ``gen``, so later draws do not depend on the data.
+    """
+    u_side = float(torch.rand((), generator=gen, dtype=torch.float64))
+    u_pick = float(torch.rand((), generator=gen, dtype=torch.float64))
+    n_y, n_x = n_windows
+    wanted = None if positive_fraction is None else u_side < positive_fraction
+    flat = None
+    if wanted is not None and counts is not None:
+        flat = np.flatnonzero(counts > 0 if wanted else counts == 0)
+    if flat is None or len(flat) == 0:
+        pick = min(int(u_pick * n_y * n_x), n_y * n_x - 1)
+    else:
+        pick = int(flat[min(int(u_pick * len(flat)), len(flat) - 1)])
+    return pick // n_x, pick % n_x, wanted
+
+
+def plan_sample(labels, cfg: AugmentConfig, gen: torch.Generator) -> AugmentPlan:
+    """Draw one sample's augmentation from its label map (H, W) (numpy or torch).
+
+    Draw order (fixed): sy, sx, crop side, crop position, flip rows, flip cols, contrast kind,
+    contrast parameter.
+    """
+    labels = torch.as_tensor(labels).cpu()
+    h, w = labels.shape
+    sy = _uniform(*cfg.scale_y_range, gen)
+    sx = _uniform(*cfg.scale_x_range, gen)
+    out_h, out_w = (h, w) if cfg.crop is None else (cfg.crop, cfg.crop)
+    canvas_h, canvas_w = max(h, out_h), max(w, out_w)
+    cy = _canvas_to_source(h, canvas_h, sy)
+    cx = _canvas_to_source(w, canvas_w, sx)
+    if cfg.crop is None:
+        # keep two draws so the rest of the stream is the same as with a crop
+        torch.rand(2, generator=gen, dtype=torch.float64)
+        y0, x0, wanted = 0, 0, None
+    else:
+        counts = None
+        if cfg.positive_fraction is not None:
+            positive = _is_positive(labels).numpy()
+            counts = positive_window_counts(positive, cy.numpy(), cx.numpy(), cfg.crop)
+        n_windows = (canvas_h - cfg.crop + 1, canvas_w - cfg.crop + 1)
+        y0, x0, wanted = choose_crop(counts, n_windows, cfg.positive_fraction, gen)
+    src_y, src_x = cy[y0 : y0 + out_h], cx[x0 : x0 + out_w]
+    flip_y = bool(torch.rand((), generator=gen) < cfg.flip_y_prob)
+    flip_x = bool(torch.rand((), generator=gen) < cfg.flip_x_prob)
+    if flip_y:
+        src_y = src_y.flip(0)
+    if flip_x:
+        src_x = src_x.flip(0)
+    kind, param = sample_contrast(1, gen, cfg)
+    return AugmentPlan(
+        src_y=src_y, src_x=src_x, contrast_kind=int(kind[0]), contrast_param=float(param[0]),
+        scale=(sy, sx), origin=(y0, x0), flip=(flip_y, flip_x), wanted_positive=wanted,
+    )
+
+
+def _normalize(coord: torch.Tensor, size: int) -> torch.Tensor:
+    # grid_sample with align_corners=True: -1 and 1 are the centres of the first and last pixel
+    return coord * (2.0 / (size - 1)) - 1.0 if size > 1 else torch.zeros_like(coord)
+
+
+def apply_plans(
+    images: torch.Tensor, labels: torch.Tensor | None, plans: Sequence[AugmentPlan]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Render plans on a batch: images (N, C, H, W) float in [0, 1], labels (N, H, W) or None
+    -> (N, C, out_h, out_w) float32, (N, out_h, out_w) same dtype as labels."""
+    n, _, h, w = images.shape
+    dev = images.device
+    gy = torch.stack([_normalize(p.src_y, h) for p in plans]).to(dev, torch.float32)
+    gx = torch.stack([_normalize(p.src_x, w) for p in plans]).to(dev, torch.float32)
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+    out = F.grid_sample(
+        images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True
+    )
+    kind = torch.tensor([p.contrast_kind for p in plans])
+    param = torch.tensor([p.contrast_param for p in plans], dtype=torch.float32)
+    out = apply_contrast(out, kind, param)
+    out_labels = None
+    if labels is not None:
+        out_labels = torch.stack(
+            [_gather_labels(labels[i], p.src_y, p.src_x) for i, p in enumerate(plans)]
+        )
+    return out, out_labels
+
+
+def augment(
+    image: torch.Tensor, labels, cfg: AugmentConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sample: image (C, H, W) in [0, 1], labels (H, W) -> augmented patch and labels."""
+    labels = torch.as_tensor(labels)
+    plan = plan_sample(labels, cfg, gen)
+    img, lab = apply_plans(image[None], labels[None], [plan])
+    return img[0], lab[0]
