@@ -135,3 +135,38 @@ def read_labels(path: Path) -> tuple[np.ndarray, dict]:
         ds.read_direct(labels)
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     return labels, attrs
+
+
+# ---- predictions -----------------------------------------------------------------------
+
+
+@dataclass
+class Prediction:
+    prob: np.ndarray  # float16 (z, y, x) pixel probability of hemorrhage
+    slice_scores: np.ndarray  # float32 (z,) image probability per slice
+    exam_score: float
+    attrs: dict = field(default_factory=dict)
+
+
+def write_prediction(path: Path, pred: Prediction) -> None:
+    with atomic_h5(path) as f:
+        f.create_dataset(
+            "prob", data=pred.prob.astype(np.float16, copy=False),
+            chunks=(1,) + pred.prob.shape[1:], compression="lzf",
+        )
+        f.create_dataset("slice_scores", data=pred.slice_scores.astype(np.float32, copy=False))
+        f.attrs["exam_score"] = float(pred.exam_score)
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in pred.attrs.items():
+            f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v, default=str)
+
+
+def read_prediction(path: Path, pixels: bool = True) -> Prediction:
+    """pixels=False reads only the scores (ranking a whole corpus needs no pixel maps)."""
+    with open_h5(path) as f:
+        if "slice_scores" not in f:
+            raise IctviewError(f"{path}: not an ictview prediction file")
+        prob = f["prob"][()] if pixels else np.empty((0, 0, 0), np.float16)
+        scores = f["slice_scores"][()]
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    return Prediction(prob, scores, float(attrs.pop("exam_score")), attrs)

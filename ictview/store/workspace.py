@@ -435,6 +435,53 @@ class Workspace:
     def runs(self) -> list[dict]:
         return [dict(r) for r in self.con.execute("SELECT * FROM runs ORDER BY created_at")]
 
+    def run(self, name: str) -> dict | None:
+        row = self.con.execute("SELECT * FROM runs WHERE name=?", (name,)).fetchone()
+        return dict(row) if row else None
+
+    def create_run(self, name: str, kind: str, config: dict, parent: str | None = None) -> Path:
+        """Register a run (or reuse it when resuming) and return its folder."""
+        if safe_name(name) != name:
+            raise IctviewError(f"run name '{name}' may only use letters, digits, '.', '_', '-'")
+        now = utc_now()
+        with transaction(self.con):
+            row = self.con.execute("SELECT kind FROM runs WHERE name=?", (name,)).fetchone()
+            if row and row[0] != kind:
+                raise IctviewError(f"{self.root}: run '{name}' exists and is a {row[0]} run")
+            if not row:
+                self.con.execute(
+                    """INSERT INTO runs(name, kind, status, parent, config, created_at, updated_at)
+                       VALUES (?,?,?,?,?,?,?)""",
+                    (name, kind, "created", parent, json.dumps(config, default=str), now, now),
+                )
+        d = self.run_dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def set_run_status(self, name: str, status: str, config: dict | None = None) -> None:
+        with transaction(self.con):
+            if config is None:
+                self.con.execute(
+                    "UPDATE runs SET status=?, updated_at=? WHERE name=?", (status, utc_now(), name)
+                )
+            else:
+                self.con.execute(
+                    "UPDATE runs SET status=?, config=?, updated_at=? WHERE name=?",
+                    (status, json.dumps(config, default=str), utc_now(), name),
+                )
+
+    def write_prediction(self, run: str, exam: str, pred: arrays.Prediction) -> None:
+        e = self.exam(exam)
+        if pred.prob.shape != (e.n_slices, e.rows, e.cols):
+            raise IctviewError(f"{exam}: prediction shape {pred.prob.shape} != exam shape")
+        arrays.write_prediction(self.prediction_path(run, exam), pred)
+
+    def read_prediction(self, run: str, exam: str, pixels: bool = True) -> arrays.Prediction:
+        return arrays.read_prediction(self.prediction_path(run, exam), pixels=pixels)
+
+    def predicted_exams(self, run: str) -> list[str]:
+        return sorted(p.stem for p in (self.root / "predictions" / run).glob("*.h5"))
+
     @staticmethod
     def _audit(con: sqlite3.Connection, actor: str, action: str, exam: str | None, detail: str) -> None:
         con.execute(

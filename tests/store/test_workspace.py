@@ -114,3 +114,25 @@ def test_unique_exam_name(ws, exam_factory):
     ws.add_exam(exam_factory("ATL-1"))
     assert ws.unique_exam_name("ATL-1") == "ATL-1-2"
     assert ws.unique_exam_name("a/b c") == "a_b_c"
+
+
+def test_runs_and_predictions(ws, exam_factory):
+    from ictview.store.arrays import Prediction
+
+    ws.add_exam(exam_factory("ATL-1"))
+    d = ws.create_run("teacher-1", "teacher", {"lr": 0.01})
+    assert d.is_dir() and ws.run("teacher-1")["status"] == "created"
+    assert ws.create_run("teacher-1", "teacher", {}) == d  # resuming reuses it
+    with pytest.raises(IctviewError, match="is a teacher run"):
+        ws.create_run("teacher-1", "student", {})
+    ws.set_run_status("teacher-1", "done")
+    prob = np.random.default_rng(0).random((6, 32, 32)).astype(np.float16)
+    pred = Prediction(prob, prob.max(axis=(1, 2)).astype(np.float32), 0.9, {"aggregation": "max"})
+    ws.write_prediction("teacher-1", "ATL-1", pred)
+    back = ws.read_prediction("teacher-1", "ATL-1")
+    np.testing.assert_array_equal(back.prob, prob)
+    assert back.exam_score == pytest.approx(0.9) and back.attrs["aggregation"] == "max"
+    assert ws.read_prediction("teacher-1", "ATL-1", pixels=False).prob.size == 0
+    assert ws.predicted_exams("teacher-1") == ["ATL-1"]
+    with pytest.raises(IctviewError, match="prediction shape"):
+        ws.write_prediction("teacher-1", "ATL-1", Prediction(prob[:2], pred.slice_scores, 0.5))
