@@ -46,10 +46,11 @@ def _binary(path: Path, line: int, text: str) -> int:
 
 
 def parse_rsna_labels(path: Path) -> dict[str, dict[str, int]]:
-    """SOP Instance UID -> {finding: 0/1} (findings as in ictview.core.labels.FINDINGS).
+    """Image key -> {finding: 0/1} (findings as in ictview.core.labels.FINDINGS).
 
-    The ID is `ID_<uid>_<subtype>`; the UID itself may contain '_' (the real RSNA
-    data's UIDs are `ID_xxxxxxxx`), so the subtype is split off from the right.
+    Rows are `<key>_<subtype>,<0|1>`. In the released RSNA data the key *is* the
+    SOPInstanceUID (`ID_12cadc6af`); elsewhere it is `ID_` + a dotted UID. The
+    subtype is split off from the right; `rsna_key_for` matches both forms.
     """
     path = Path(path)
     out: dict[str, dict[str, int]] = {}
@@ -68,9 +69,21 @@ def parse_rsna_labels(path: Path) -> dict[str, dict[str, int]]:
                 raise IctviewError(
                     f"{path}:{line}: ID '{row[0]}' is not ID_<SOPInstanceUID>_<subtype>"
                 )
-            uid = ident[3:]
-            out.setdefault(uid, {})[RSNA_TO_FINDING[subtype]] = _binary(path, line, row[1])
+            out.setdefault(ident, {})[RSNA_TO_FINDING[subtype]] = _binary(path, line, row[1])
     return out
+
+
+def rsna_key_for(labels: dict[str, dict[str, int]], sop_uid: str) -> str | None:
+    """The key under which an image's RSNA labels are filed, if any."""
+    for key in (sop_uid, "ID_" + sop_uid):
+        if key in labels:
+            return key
+    return None
+
+
+def rsna_key_sop(key: str) -> str:
+    """The SOP UID a key names when it is `ID_` + a dotted UID."""
+    return key[3:] if key[3:4].isdigit() else key
 
 
 # ---- CQ500 reads ----------------------------------------------------------------------------

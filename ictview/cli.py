@@ -1,0 +1,219 @@
+"""`ictview` command line (DESIGN.md: a contract that scripts and checks rely on).
+
+Every command exits 0 on success and non-zero with a one-line reason on stderr
+for bad input. Heavy modules are imported inside the commands so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ictview.errors import IctviewError
+
+PRESETS = ("tiny", "demo", "paper-mini")
+ROLES = ("labeled", "unlabeled", "validation", "test")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line (no usage block)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_json_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json-progress", action="store_true",
+                   help="report progress as one JSON object per line on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ictview", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="write the synthetic four-site study as DICOM + label files")
+    p.add_argument("--preset", choices=PRESETS, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_json_progress(p)
+
+    p = sub.add_parser(
+        "import",
+        help="import DICOM studies (and their labels) into a workspace",
+        description="Import the DICOM studies under SOURCE into WS as exams of one site. "
+        "Given an `ictview synth` output folder and no --site, imports all its sites.",
+    )
+    p.add_argument("source", type=Path, nargs="+", metavar="SOURCE", help="folder(s) or file(s)")
+    p.add_argument("--workspace", "-w", type=Path, required=True)
+    p.add_argument("--site", help="site name (e.g. atlantis)")
+    p.add_argument("--role", choices=ROLES)
+    p.add_argument("--min-thickness", type=float, default=2.0, metavar="MM",
+                   help="thinnest slice thickness read for interpretation (default 2.0 mm)")
+    p.add_argument("--rsna-labels", type=Path, metavar="CSV", help="RSNA 2019 image labels (ID,Label)")
+    p.add_argument("--cq500-reads", type=Path, metavar="CSV", help="CQ500 reads.csv (R1..R3)")
+    p.add_argument("--masks", action="append", default=[], metavar="LABELSET=DIR",
+                   help="NIfTI masks named <exam>.nii.gz into labelset LABELSET (repeatable)")
+    p.add_argument("--retest-masks", action="append", default=[], metavar="LABELSET=DIR",
+                   help="as --masks, for a rater's repeated segmentation (test-retest)")
+    p.add_argument("--rater", default=None, help="rater who drew --retest-masks")
+    p.add_argument("--json", action="store_true", help="print the import report as JSON")
+    _add_json_progress(p)
+
+    p = sub.add_parser("info", help="summarise a workspace: exams per site and role, labelsets, runs")
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("demo", help="synthesise the demo study, import it and open it")
+    p.add_argument("--workspace", type=Path, default=Path("demo-workspace"))
+    p.add_argument("--preset", choices=PRESETS, default="demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-gui", action="store_true", help="print the workspace summary only")
+    _add_json_progress(p)
+
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    bsub = p.add_subparsers(dest="bench", parser_class=_Parser, metavar="WHAT", required=True)
+    b = bsub.add_parser("io", help="DICOM series reading vs a plain pydicom loop, and workspace reads")
+    b.add_argument("--repeats", type=int, default=15)
+    return parser
+
+
+def _progress(task: str, args) -> object:
+    from ictview.progress import make_progress
+
+    return make_progress(task, getattr(args, "json_progress", False))
+
+
+def _labelset_dirs(values: list[str], flag: str) -> list[tuple[str, Path]]:
+    out = []
+    for v in values:
+        name, sep, folder = v.partition("=")
+        if not sep or not name or not folder:
+            raise IctviewError(f"{flag} '{v}': expected LABELSET=DIR")
+        out.append((name, Path(folder)))
+    return out
+
+
+def cmd_synth(args) -> int:
+    from ictview.synth import generate
+
+    manifest = generate(args.preset, args.out, seed=args.seed, progress=_progress("synth", args))
+    n = sum(s["exams"] for s in manifest["sites"].values())
+    print(f"wrote {n} exams ({args.preset}, seed {args.seed}) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _print_report(site: str, report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"site": site, **report.to_dict()}))
+    else:
+        for line in report.summary_lines():
+            print(f"{site}: {line}" if not line.startswith(" ") else line)
+
+
+def cmd_import(args) -> int:
+    from ictview.io.importers import ImportOptions, MaskSource, import_source
+    from ictview.io.synthetic_import import import_synthetic
+    from ictview.store.workspace import Workspace
+
+    whole_synth = (
+        args.site is None and len(args.source) == 1 and (args.source[0] / "manifest.json").exists()
+    )
+    if not whole_synth and (args.site is None or args.role is None):
+        raise IctviewError("--site and --role are required (unless SOURCE is an `ictview synth` output)")
+    if not whole_synth:
+        opts = ImportOptions(
+            site=args.site, role=args.role, min_thickness_mm=args.min_thickness,
+            rsna_labels=args.rsna_labels, cq500_reads=args.cq500_reads,
+            masks=[MaskSource(n, d) for n, d in _labelset_dirs(args.masks, "--masks")]
+            + [MaskSource(n, d, "retest", args.rater)
+               for n, d in _labelset_dirs(args.retest_masks, "--retest-masks")],
+        )
+    with Workspace.create(args.workspace) as ws:
+        if whole_synth:
+            reports = import_synthetic(ws, args.source[0], lambda s: _progress(f"import {s}", args))
+        else:
+            reports = {args.site: import_source(ws, args.source, opts, _progress("import", args))}
+    for site, report in reports.items():
+        _print_report(site, report, args.json)
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"workspace {summary['workspace']} (schema {summary['schema_version']})"]
+    lines.append(f"{'site':<12}{'role':<12}{'exams':>6}{'slices':>8}{'img labels':>12}"
+                 f"{'pos img':>9}{'reads':>7}{'pos exams':>10}")
+    for name, s in summary["sites"].items():
+        lines.append(
+            f"{name:<12}{s['role']:<12}{s['exams']:>6}{s['slices']:>8}{s['image_labels']:>12}"
+            f"{s['positive_images']:>9}{s['read_exams']:>7}{s['positive_exams_by_majority']:>10}"
+        )
+    if summary["labelsets"]:
+        lines.append("labelsets: " + ", ".join(
+            f"{l['name']} ({l['kind']}, {l['exams']} exams)" for l in summary["labelsets"]))
+    lines.append("runs: " + (", ".join(r["name"] for r in summary["runs"]) or "none"))
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    from ictview.store.workspace import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        summary = ws.summary()
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from ictview.io.synthetic_import import import_synthetic, read_manifest
+    from ictview.store.workspace import Workspace
+    from ictview.synth import generate
+
+    source = args.workspace / "synth-source"
+    try:
+        manifest = read_manifest(source)
+        fresh = manifest["preset"] != args.preset or manifest["seed"] != args.seed
+    except IctviewError:
+        fresh = True
+    if fresh:
+        generate(args.preset, source, seed=args.seed, progress=_progress("synth", args))
+    with Workspace.create(args.workspace) as ws:
+        import_synthetic(ws, source, lambda s: _progress(f"import {s}", args))
+        summary = ws.summary()
+    print(format_summary(summary))
+    if not args.no_gui:
+        print("the desktop GUI is not part of this build yet; showing the summary only",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from ictview.io.bench_cli import run_bench_io
+
+    run_bench_io(args.repeats)
+    return 0
+
+
+COMMANDS = {"synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
+            "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except IctviewError as e:
+        print(f"ictview {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ictview {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Import DICOM studies and their labels into a workspace, one exam at a time.
+
+Every label file is parsed and validated before the first exam is touched. Each
+exam (volume, slices, series choice, reads, image labels, masks) is committed in
+one transaction after its files are on disk, so an interrupted import leaves only
+whole exams, and running it again finishes the job without duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ictview.errors import IctviewError
+from ictview.io import dicom_series
+from ictview.io.label_formats import (
+    find_mask,
+    mask_exam_name,
+    parse_cq500_reads,
+    parse_rsna_labels,
+    read_nifti_mask,
+    rsna_key_for,
+    rsna_key_sop,
+)
+from ictview.store.workspace import NewExam, Workspace
+
+Progress = Callable[[int, int, str], None]
+MAX_LISTED = 5  # problems of one kind listed by name before "... and N more"
+
+
+@dataclass
+class MaskSource:
+    labelset: str
+    folder: Path
+    kind: str = "reference"  # reference | retest | rater
+    rater: str | None = None
+
+
+@dataclass
+class ImportOptions:
+    site: str
+    role: str
+    min_thickness_mm: float = 2.0
+    rsna_labels: Path | None = None
+    cq500_reads: Path | None = None
+    masks: list[MaskSource] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    already_present: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "<study>: reason"
+    skipped_files: list[str] = field(default_factory=list)  # "<path>: reason"
+    excluded_series: list[str] = field(default_factory=list)
+    exam_warnings: list[str] = field(default_factory=list)
+    label_problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"imported {len(self.imported)} exam(s), {len(self.already_present)} already present, "
+            f"{len(self.failed)} failed, {len(self.skipped_files)} file(s) skipped, "
+            f"{len(self.excluded_series)} series excluded"
+        ]
+        for title, items in (
+            ("failed", self.failed),
+            ("skipped file", self.skipped_files),
+            ("label problem", self.label_problems),
+            ("warning", self.exam_warnings),
+        ):
+            for item in items[:MAX_LISTED]:
+                lines.append(f"  {title}: {item}")
+            if len(items) > MAX_LISTED:
+                lines.append(f"  ... and {len(items) - MAX_LISTED} more {title}(s)")
+        return lines
+
+
+def _validate_options(opts: ImportOptions) -> tuple[dict, dict]:
+    rsna = parse_rsna_labels(opts.rsna_labels) if opts.rsna_labels else {}
+    reads = parse_cq500_reads(opts.cq500_reads) if opts.cq500_reads else {}
+    for m in opts.masks:
+        if not Path(m.folder).is_dir():
+            raise IctviewError(f"{m.folder}: mask folder not found")
+    return rsna, reads
+
+
+def import_source(
+    ws: Workspace,
+    sources: list[Path],
+    opts: ImportOptions,
+    progress: Progress | None = None,
+) -> ImportReport:
+    for s in sources:
+        if not Path(s).exists():
+            raise IctviewError(f"{s}: no such file or folder")
+    rsna, reads = _validate_options(opts)
+    report = ImportReport()
+    with ws.import_lock():
+        ws.ensure_site(opts.site, opts.role)
+        for m in opts.masks:
+            ws.ensure_labelset(m.labelset, m.kind, m.rater)
+
+        scan = dicom_series.scan(
+            sources, progress=(lambda d, t: progress(d, t, "scanning")) if progress else None
+        )
+        report.skipped_files = [f"{s.path}: {s.reason}" for s in scan.skipped]
+        studies = scan.studies()
+        matched_rsna: set[str] = set()
+        matched_reads: set[str] = set()
+        matched_masks: dict[str, set[str]] = {m.labelset: set() for m in opts.masks}
+
+        for n, (study_uid, series) in enumerate(sorted(studies.items())):
+            if progress:
+                progress(n, len(studies), "importing")
+            choice = dicom_series.choose_series(series, opts.min_thickness_mm)
+            for s, reason in choice.excluded:
+                report.excluded_series.append(f"{s.patient_id} {s.series_description!r}: {reason}")
+            if choice.chosen is None:
+                report.failed.append(f"study {study_uid}: no series to interpret")
+                continue
+            header = choice.chosen
+            keys = [header.patient_id]  # labels are keyed by exam name = PatientID
+            existing = ws.find_study(study_uid)
+            if existing:
+                report.already_present.append(existing)
+                _attach_to_existing(ws, existing, header, keys, opts, rsna, reads, report,
+                                    matched_rsna, matched_reads, matched_masks)
+                continue
+            try:
+                vol = dicom_series.read_series(header)
+            except IctviewError as e:
+                report.failed.append(f"{header.patient_id} ({study_uid}): {e}")
+                continue
+            name = ws.unique_exam_name(header.patient_id or study_uid)
+            keys.append(name)
+            new = _new_exam(name, opts, vol, choice, report)
+            new.reads, new.reads_source = _reads_for(keys, reads, matched_reads), str(opts.cq500_reads or "")
+            new.image_labels = _image_labels_for(vol.sop_uids, rsna, matched_rsna)
+            new.image_labels_source = str(opts.rsna_labels or "")
+            new.masks = _masks_for(keys, vol.geometry, vol.hu.shape, opts.masks, report, matched_masks)
+            ws.add_exam(new)
+            report.imported.append(name)
+            for w in vol.warnings:
+                report.exam_warnings.append(f"{name}: {w}")
+        if progress:
+            progress(len(studies), len(studies), "done")
+
+        _report_unmatched(ws, opts, rsna, reads, report, matched_rsna, matched_reads, matched_masks)
+    return report
+
+
+def _new_exam(name, opts, vol, choice, report) -> NewExam:
+    h, g, meta = vol.header, vol.geometry, vol.meta
+    normal = g.normal
+    positions = [float(np.dot(g.slice_position(k), normal)) for k in range(vol.hu.shape[0])]
+    series_rows = [(h.series_uid, h.series_description, h.slice_thickness, len(h.files), True, "")]
+    series_rows += [
+        (s.series_uid, s.series_description, s.slice_thickness, len(s.files), False, reason)
+        for s, reason in choice.excluded
+    ]
+    return NewExam(
+        name=name, site=opts.site, hu=vol.hu, geometry=g, sop_uids=list(vol.sop_uids),
+        positions=positions, patient_id=h.patient_id, study_uid=h.study_uid,
+        series_uid=h.series_uid, accession_number=h.accession_number or "",
+        study_date=h.study_date or "", series_description=h.series_description or "",
+        slice_thickness=h.slice_thickness, manufacturer=str(meta.get("manufacturer", "")),
+        kernel=str(meta.get("kernel", "")), warnings=tuple(vol.warnings),
+        source=str(Path(h.files[0]).parent), series_rows=tuple(series_rows),
+    )
+
+
+def _reads_for(keys, reads, matched):
+    for k in keys:
+        if k in reads:
+            matched.add(k)
+            return reads[k]
+    return None
+
+
+def _image_labels_for(sop_uids, rsna, matched):
+    if not rsna:
+        return None
+    out = {}
+    for idx, uid in enumerate(sop_uids):
+        key = rsna_key_for(rsna, uid)
+        if key is not None:
+            matched.add(key)
+            out[idx] = rsna[key]
+    return out or None
+
+
+def _masks_for(keys, geometry, shape, masks, report, matched) -> dict[str, np.ndarray] | None:
+    out = {}
+    for m in masks:
+        path = next((p for p in (find_mask(m.folder, k) for k in keys) if p), None)
+        if path is None:
+            continue
+        matched[m.labelset].add(mask_exam_name(path))
+        check = read_nifti_mask(path, geometry, shape)
+        report.label_problems.extend(check.problems)
+        report.notes.extend(check.notes)
+        if check.labels is not None:
+            out[m.labelset] = check.labels
+    return out or None
+
+
+def _attach_to_existing(ws, name, header, keys, opts, rsna, reads, report,
+                        matched_rsna, matched_reads, matched_masks) -> None:
+    """Re-running an import adds labels an existing exam lacks; it never re-reads volumes."""
+    keys = keys + [name]
+    r = _reads_for(keys, reads, matched_reads)
+    if r:
+        ws.attach_reads(name, r, str(opts.cq500_reads))
+    if rsna:
+        exam = ws.exam(name)
+        sops = [row[0] for row in ws.con.execute(
+            "SELECT sop_uid FROM slices WHERE exam_id=? ORDER BY idx", (exam.id,))]
+        labels = _image_labels_for(sops, rsna, matched_rsna)
+        if labels:
+            ws.attach_image_labels(name, labels, str(opts.rsna_labels))
+    pending = [m for m in opts.masks if not ws.label_path(m.labelset, name).exists()]
+    for m in opts.masks:
+        if m not in pending:
+            path = next((p for p in (find_mask(m.folder, k) for k in keys) if p), None)
+            if path:
+                matched_masks[m.labelset].add(mask_exam_name(path))
+    if pending:
+        stored = ws.read_volume(name)
+        found = _masks_for(keys, stored.geometry, stored.hu.shape, pending, report, matched_masks)
+        for labelset, labels in (found or {}).items():
+            ws.save_labels(labelset, name, labels, rater="import")
+
+
+def _report_unmatched(ws, opts, rsna, reads, report, matched_rsna, matched_reads, matched_masks):
+    if rsna:
+        missing = [u for u in rsna if u not in matched_rsna]
+        if missing:
+            known = ws.sop_index()
+            missing = [k for k in missing if k not in known and rsna_key_sop(k) not in known]
+        if missing:
+            report.label_problems.append(
+                f"{opts.rsna_labels}: {len(missing)} image label(s) for images not in this import "
+                f"or the workspace (e.g. {', '.join(missing[:3])})"
+            )
+    if reads:
+        missing = sorted(set(reads) - matched_reads)
+        if missing:
+            report.label_problems.append(
+                f"{opts.cq500_reads}: {len(missing)} read(s) for exams not found "
+                f"(e.g. {', '.join(missing[:3])})"
+            )
+    for m in opts.masks:
+        files = {mask_exam_name(p) for p in Path(m.folder).iterdir()
+                 if p.name.endswith((".nii", ".nii.gz"))}
+        missing = sorted(files - matched_masks[m.labelset])
+        if missing:
+            report.label_problems.append(
+                f"{m.folder}: {len(missing)} mask(s) for exams not found (e.g. {', '.join(missing[:3])})"
+            )
