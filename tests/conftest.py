@@ -4,3 +4,37 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synth_tiny(tmp_path_factory) -> Path:
+    """The `tiny` synthetic study, generated once per test session (treat as read-only)."""
+    from ictview.synth import generate
+
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    generate("tiny", out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_workspace(synth_tiny, tmp_path_factory) -> Path:
+    """A workspace with all four tiny sites imported (treat as read-only; copy to modify)."""
+    from ictview.io.synthetic_import import import_synthetic
+    from ictview.store.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("ws") / "tiny"
+    with Workspace.create(root) as ws:
+        import_synthetic(ws, synth_tiny)
+    return root
+
+
+@pytest.fixture
+def tiny_workspace_copy(tiny_workspace, tmp_path) -> Path:
+    dst = tmp_path / "ws"
+    shutil.copytree(tiny_workspace, dst)
+    return dst
