@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gui", action="store_true", help="print the workspace summary only")
     _add_json_progress(p)
 
+    from ictview.io.export_cli import add_export_parser
+
+    add_export_parser(sub)
+
     p = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = p.add_subparsers(dest="bench", parser_class=_Parser, metavar="WHAT", required=True)
     b = bsub.add_parser("io", help="DICOM series reading vs a plain pydicom loop, and workspace reads")
@@ -195,8 +199,14 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ictview.io.export_cli import cmd_export as run
+
+    return run(args)
+
+
 COMMANDS = {"synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
-            "bench": cmd_bench}
+            "export": cmd_export, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

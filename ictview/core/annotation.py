@@ -1,0 +1,514 @@
+"""AnnotationModel: the state of one exam being labelled, without Qt.
+
+The GUI is a thin view: it reads attributes, calls methods, and subscribes to
+three callback lists:
+
+- `on_labels_changed(z_range)`: labels changed on slices z_range[0] <= z < z_range[1]
+  (half-open), emitted on the calling (GUI) thread after each edit, undo, redo.
+- `on_saved(revision)`: the background saver has durably written the label file
+  up to `revision`. Emitted FROM THE SAVER THREAD: a Qt view must hop to its own
+  thread (emit a Qt signal, queued connection) before touching widgets, and must
+  not call flush()/close() from it.
+- `on_state_changed()`: a tool/display setting changed (class, brush, HU range,
+  mode, opacity, window, ...) or undo/redo availability changed.
+
+Editing: `begin_stroke()`, any number of `paint_to(z, y, x)` (one mouse drag),
+`end_stroke()`. end_stroke is the autosave point: the stroke is appended and
+fsynced to the exam's journal (the only disk wait on the caller's thread), then
+the full label volume is written by a background thread. `flood_fill` and
+`polygon_fill` are single steps. `undo()` / `redo()` are journaled and saved too.
+
+Coordinates are voxel indices (z, y, x) of the (z, y, x) arrays; y/x may be floats
+(the brush centre is rounded to the nearest pixel).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from ictview.core import paint
+from ictview.core.history import Stroke, UndoHistory
+from ictview.core.labels import BY_VALUE, IGNORE, LABEL_CLASSES
+from ictview.core.window import WINDOW_PRESETS
+
+if TYPE_CHECKING:  # the store is imported lazily so the core stays free of file formats
+    from ictview.core.geometry import Geometry
+    from ictview.store.label_journal import LabelSaver
+    from ictview.store.workspace import Workspace
+
+TOOLS = ("brush", "eraser", "fill", "polygon")
+FILL_MODES = ("fill", "outline")
+CLASS_VALUES = tuple(c.value for c in LABEL_CLASSES)  # 1..5
+DEFAULT_HU_RANGE = (40.0, 90.0)  # fresh blood
+DEFAULT_RADIUS_MM = 3.0
+MIN_RADIUS_PX = 0.5
+MAX_RADIUS_PX = 100.0
+DEFAULT_IDLE_CAP_S = 60.0
+
+
+def rater_labelset(rater: str) -> str:
+    """The default labelset name of a rater (labelsets are per rater)."""
+    from ictview.store.workspace import safe_name
+
+    return safe_name(f"rater-{rater}")
+
+
+class _Setting:
+    """A model attribute that validates on set and emits on_state_changed on change."""
+
+    def __init__(self, default: Any, check: Callable[[Any], Any] | None = None):
+        self.default, self.check = default, check
+
+    def __set_name__(self, owner, name):
+        self.name = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj.__dict__.get(self.name, self.default)
+
+    def __set__(self, obj, value):
+        if self.check is not None:
+            value = self.check(value)
+        if obj.__dict__.get(self.name, self.default) != value:
+            obj.__dict__[self.name] = value
+            obj._emit_state()
+
+
+def _check_class(v) -> int:
+    v = int(v)
+    if v not in CLASS_VALUES:
+        raise ValueError(f"label class must be one of {CLASS_VALUES}, got {v}")
+    return v
+
+
+def _check_range(r) -> tuple[float, float]:
+    lo, hi = (float(r[0]), float(r[1]))
+    if lo > hi:
+        raise ValueError(f"HU range must have lo <= hi, got {r}")
+    return (lo, hi)
+
+
+def _check_choice(choices):
+    def check(v):
+        if v not in choices:
+            raise ValueError(f"must be one of {choices}, got {v!r}")
+        return v
+    return check
+
+
+def _check_unit(v) -> float:
+    return float(min(max(float(v), 0.0), 1.0))
+
+
+def _check_window(w) -> tuple[float, float]:
+    return (float(w[0]), max(float(w[1]), 1.0))
+
+
+class AnnotationModel:
+    """One exam's labels in one labelset, edited by one rater.
+
+    Construct with `AnnotationModel.open(...)` for a workspace-backed model
+    (journal + autosave); the plain constructor gives an in-memory model (tests,
+    benchmarks) that saves nothing.
+    """
+
+    # ---- tool and display settings (setting one emits on_state_changed) ----
+    label_value = _Setting(CLASS_VALUES[0], _check_class)  # current class 1..5
+    tool = _Setting("brush", _check_choice(TOOLS))
+    hu_limited = _Setting(False, bool)  # brush/polygon only paint pixels inside hu_range
+    hu_range = _Setting(DEFAULT_HU_RANGE, _check_range)  # inclusive; also the flood fill range
+    protect_others = _Setting(False, bool)  # False = overwrite other classes
+    fill_mode = _Setting("fill", _check_choice(FILL_MODES))  # overlay display
+    opacity = _Setting(0.5, _check_unit)  # overlay display
+    labels_visible = _Setting(True, bool)
+    window = _Setting(WINDOW_PRESETS["brain"], _check_window)  # (center, width) HU
+
+    def __init__(
+        self,
+        hu: np.ndarray,
+        labels: np.ndarray | None = None,
+        spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        *,
+        exam: str = "",
+        labelset: str = "",
+        rater: str = "",
+        geometry: "Geometry | None" = None,
+        history_steps: int = 200,
+        idle_cap_s: float = DEFAULT_IDLE_CAP_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if hu.ndim != 3:
+            raise ValueError(f"hu must be (z, y, x), got shape {hu.shape}")
+        self.hu = hu
+        self.labels = np.zeros(hu.shape, np.uint8) if labels is None else labels
+        if self.labels.shape != hu.shape or self.labels.dtype != np.uint8:
+            raise ValueError("labels must be uint8 with the shape of hu")
+        self.spacing = tuple(float(s) for s in spacing)  # (z, y, x) mm
+        self.voxel_ml = float(np.prod(self.spacing)) / 1000.0
+        self.exam, self.labelset, self.rater = exam, labelset, rater
+        self.geometry = geometry
+        self.read_only = False  # set by open(read_only=True): edit methods do nothing
+        self.history = UndoHistory(max_steps=history_steps)
+        self.on_labels_changed: list[Callable[[tuple[int, int]], None]] = []
+        self.on_saved: list[Callable[[int], None]] = []
+        self.on_state_changed: list[Callable[[], None]] = []
+        self._radius_mm = DEFAULT_RADIUS_MM
+        self._counts = np.bincount(self.labels.ravel(), minlength=256).astype(np.int64)
+        # stroke in progress
+        self._stroke_erase = False
+        self._last_point: tuple[int, float, float] | None = None
+        # autosave
+        self.revision = 0  # increases with every journaled step
+        self.saved_revision = 0  # last revision the saver wrote
+        self.recovered_steps = 0  # journal records replayed at open (after a crash)
+        self._saver: LabelSaver | None = None
+        self._closed = False
+        # time on task
+        self._clock = clock
+        self.idle_cap_s = float(idle_cap_s)
+        self._last_activity = clock()
+        self._pending_seconds = 0.0  # active time not yet handed to the saver
+        self._saved_seconds = 0.0  # time already recorded in the catalog + handed to the saver
+
+    # ---- opening and closing ----
+
+    @classmethod
+    def open(
+        cls,
+        workspace: "Workspace | Path | str",
+        exam: str,
+        labelset: str,
+        rater: str,
+        *,
+        start_from: str | None = None,
+        read_only: bool = False,
+        history_steps: int = 200,
+        idle_cap_s: float = DEFAULT_IDLE_CAP_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> "AnnotationModel":
+        """Open `exam` for editing in `labelset` by `rater`, with journal + autosave.
+
+        Loads WS/labels/<labelset>/<exam>.h5 (zeros if absent; a copy of labelset
+        `start_from` if given and this labelset has no file for the exam yet), then
+        replays WS/labels/<labelset>/<exam>.journal (strokes finished before a
+        crash; `recovered_steps` says how many) and saves the result in the
+        background. Raises IctviewError for an unknown exam, a labelset owned by
+        another rater, or an exam already open for editing in another process.
+        Call `close()` when done (it waits for pending saves).
+
+        read_only=True: just show the labels (any labelset, e.g. the imported
+        'reference'); no lock, no journal, edits are ignored.
+        """
+        from ictview.store.label_journal import open_for_editing, open_read_only
+
+        if read_only:
+            return open_read_only(cls, workspace, exam, labelset)
+        return open_for_editing(
+            cls, workspace, exam, labelset, rater, start_from=start_from,
+            history_steps=history_steps, idle_cap_s=idle_cap_s, clock=clock,
+        )
+
+    def _attach_saver(self, saver: "LabelSaver", revision: int, saved_seconds: float) -> None:
+        """Used by open(): connect the journal/saver (store side) to this model."""
+        self._saver = saver
+        self.revision = self.saved_revision = revision
+        self._saved_seconds = saved_seconds
+        saver.on_saved.append(self._saved)
+
+    def _saved(self, revision: int) -> None:  # saver thread
+        self.saved_revision = max(self.saved_revision, revision)
+        for cb in list(self.on_saved):
+            cb(revision)
+
+    @property
+    def dirty(self) -> bool:
+        """True while edits are journaled but not yet written to the label file."""
+        return self.saved_revision < self.revision
+
+    @property
+    def save_error(self) -> Exception | None:
+        """The last background save failure (edits stay safe in the journal)."""
+        return self._saver.error if self._saver else None
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every finished step is in the label file; False on timeout."""
+        return self._saver.flush(timeout) if self._saver else True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish a stroke in progress, record time on task, wait for saves, release the exam."""
+        if self._closed:
+            return
+        if self.history.in_stroke:
+            self.end_stroke()
+        self._touch()
+        if self._saver is not None:
+            if self._pending_seconds > 0 and (self.revision > 0 or self._saver.file_exists()):
+                self._saver.submit(self.revision, self._take_seconds(), [])
+            self._saver.close(timeout)
+        self._closed = True
+
+    def __enter__(self) -> "AnnotationModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- time on task ----
+
+    def touch(self) -> None:
+        """Record user activity (navigation, mouse moves) for time on task."""
+        self._touch()
+
+    def _touch(self) -> None:
+        now = self._clock()
+        # gaps longer than the idle cap count as the cap: a coffee break is not work
+        self._pending_seconds += min(max(now - self._last_activity, 0.0), self.idle_cap_s)
+        self._last_activity = now
+
+    def _take_seconds(self) -> float:
+        s, self._pending_seconds = self._pending_seconds, 0.0
+        self._saved_seconds += s
+        return s
+
+    @property
+    def seconds_on_task(self) -> float:
+        """Active seconds this rater spent on this exam in this labelset, all sessions."""
+        return self._saved_seconds + self._pending_seconds
+
+    # ---- brush size ----
+
+    @property
+    def brush_radius_mm(self) -> float:
+        return self._radius_mm
+
+    @brush_radius_mm.setter
+    def brush_radius_mm(self, mm: float) -> None:
+        dx = self.spacing[2]
+        mm = float(min(max(float(mm), MIN_RADIUS_PX * dx), MAX_RADIUS_PX * dx))
+        if mm != self._radius_mm:
+            self._radius_mm = mm
+            self._emit_state()
+
+    @property
+    def brush_radius_px(self) -> float:
+        """Radius in pixels along x (columns): what the cursor preview draws."""
+        return self._radius_mm / self.spacing[2]
+
+    @brush_radius_px.setter
+    def brush_radius_px(self, px: float) -> None:
+        self.brush_radius_mm = float(px) * self.spacing[2]
+
+    @property
+    def brush_radii_px(self) -> tuple[float, float]:
+        """(ry, rx) radius in pixels along rows and columns (differ for non-square pixels)."""
+        return (self._radius_mm / self.spacing[1], self._radius_mm / self.spacing[2])
+
+    def grow_brush(self, step_px: float = 1.0) -> None:
+        """`]` key."""
+        self.brush_radius_px = self.brush_radius_px + step_px
+
+    def shrink_brush(self, step_px: float = 1.0) -> None:
+        """`[` key."""
+        self.brush_radius_px = self.brush_radius_px - step_px
+
+    def set_window_preset(self, name: str) -> None:
+        """One of WINDOW_PRESETS (brain, subdural, stroke, bone)."""
+        self.window = WINDOW_PRESETS[name]
+
+    # ---- edit parameters ----
+
+    @property
+    def protected_values(self) -> frozenset[int]:
+        """Labels a paint operation must not overwrite in the current mode."""
+        if not self.protect_others:
+            return frozenset()
+        return frozenset(CLASS_VALUES + (IGNORE,)) - {self.label_value}
+
+    def _brush_kwargs(self, erase: bool) -> dict:
+        if erase:
+            # the eraser ignores the HU limit (wrongly painted pixels can lie outside
+            # it) and, in protect mode, erases only the current class
+            return {"erase": True}
+        kw: dict = {"protect": self.protected_values}
+        if self.hu_limited:
+            kw.update(hu=self.hu, hu_range=self.hu_range)
+        return kw
+
+    def _erase_value(self) -> int | None:
+        return self.label_value if self.protect_others else None
+
+    # ---- strokes ----
+
+    @property
+    def in_stroke(self) -> bool:
+        return self.history.in_stroke
+
+    def begin_stroke(self, erase: bool | None = None) -> None:
+        """Start one undo step (mouse press). erase=None: erase when tool == 'eraser'."""
+        if self.read_only:
+            return
+        if self.history.in_stroke:
+            self.end_stroke()
+        self._stroke_erase = (self.tool == "eraser") if erase is None else bool(erase)
+        self.history.begin_stroke("erase" if self._stroke_erase else "paint")
+        self._last_point = None
+        self._touch()
+
+    def paint_to(self, z: int, y: float, x: float) -> paint.SliceDiff | None:
+        """Brush (or erase, in an erase stroke) from the last point of this drag to (z, y, x).
+        Starts a stroke if none is in progress. Returns the diff applied (None if nothing
+        changed)."""
+        if self.read_only:
+            return None
+        if not self.history.in_stroke:
+            self.begin_stroke()
+        value = self._erase_value() if self._stroke_erase else self.label_value
+        kw = self._brush_kwargs(self._stroke_erase)
+        radii = self.brush_radii_px
+        last = self._last_point
+        if last is not None and last[0] == z:
+            diff = paint.line_brush(self.labels, z, (last[1], last[2]), (y, x), radii, value, **kw)
+        else:
+            diff = paint.brush(self.labels, z, y, x, radii, value, **kw)
+        self._last_point = (int(z), float(y), float(x))
+        self._record(diff)
+        return diff
+
+    def erase_to(self, z: int, y: float, x: float) -> paint.SliceDiff | None:
+        """paint_to in an erase stroke (starts one if needed)."""
+        if not self.history.in_stroke or not self._stroke_erase:
+            self.begin_stroke(erase=True)
+        return self.paint_to(z, y, x)
+
+    def end_stroke(self) -> Stroke | None:
+        """Finish the step (mouse release): journal it (fsync) and queue the autosave."""
+        stroke = self.history.end_stroke()
+        self._last_point = None
+        self._touch()
+        if stroke is not None:
+            self._journal(stroke, undo=False)
+        self._emit_state()
+        return stroke
+
+    def flood_fill(self, z: int, y: int, x: int) -> Stroke | None:
+        """Fill the 4-connected region around (y, x) on slice z whose HU lie in hu_range
+        (always, whether or not hu_limited is on). One undo step."""
+        if self.read_only:
+            return None
+        kw = self._brush_kwargs(erase=self.tool == "eraser")
+        kw.pop("hu", None), kw.pop("hu_range", None)
+        value = self._erase_value() if kw.get("erase") else self.label_value
+        diff = paint.flood_fill(self.labels, z, y, x, value, hu=self.hu, hu_range=self.hu_range,
+                                **kw)
+        return self._single_step(diff, "fill")
+
+    def polygon_fill(self, z: int, points_yx: Sequence[tuple[float, float]]) -> Stroke | None:
+        """Fill a closed polygon (vertices (y, x)) on slice z; HU-limited when hu_limited.
+        One step."""
+        if self.read_only:
+            return None
+        erase = self.tool == "eraser"
+        value = self._erase_value() if erase else self.label_value
+        diff = paint.polygon_fill(self.labels, z, points_yx, value, **self._brush_kwargs(erase))
+        return self._single_step(diff, "polygon")
+
+    def _single_step(self, diff: paint.SliceDiff | None, kind: str) -> Stroke | None:
+        if self.history.in_stroke:
+            self.end_stroke()
+        self.history.begin_stroke(kind)
+        self._record(diff)
+        return self.end_stroke()
+
+    def _record(self, diff: paint.SliceDiff | None) -> None:
+        if diff is None:
+            return
+        self.history.add(diff)
+        self._count(diff, forward=True)
+        self._emit_labels((diff.z, diff.z + 1))
+
+    # ---- undo / redo ----
+
+    @property
+    def can_undo(self) -> bool:
+        return self.history.can_undo or self.history.in_stroke
+
+    @property
+    def can_redo(self) -> bool:
+        return self.history.can_redo
+
+    def undo(self) -> Stroke | None:
+        """Revert the last step (Ctrl+Z); journaled and autosaved like a stroke."""
+        if self.history.in_stroke:
+            self.end_stroke()
+        stroke = self.history.undo(self.labels)
+        if stroke is not None:
+            for d in stroke.diffs:
+                self._count(d, forward=False)
+            self._touch()
+            self._journal(stroke, undo=True)
+            self._emit_labels(stroke.z_range)
+            self._emit_state()
+        return stroke
+
+    def redo(self) -> Stroke | None:
+        """Re-apply the last undone step (Ctrl+Shift+Z)."""
+        if self.history.in_stroke:
+            self.end_stroke()
+        stroke = self.history.redo(self.labels)
+        if stroke is not None:
+            for d in stroke.diffs:
+                self._count(d, forward=True)
+            self._touch()
+            self._journal(stroke, undo=False)
+            self._emit_labels(stroke.z_range)
+            self._emit_state()
+        return stroke
+
+    # ---- volumes ----
+
+    def _count(self, d: paint.SliceDiff, forward: bool) -> None:
+        old = np.bincount(d.old[d.mask], minlength=256)
+        n = d.n_changed
+        sign = 1 if forward else -1
+        self._counts -= sign * old
+        self._counts[d.new_value] += sign * n
+
+    def volumes_ml(self) -> dict[str, float]:
+        """Live volume per class code (EDH, SDH, SAH, IPH, IVH) in mL; 0.0 when absent."""
+        return {c.code: float(self._counts[c.value]) * self.voxel_ml for c in LABEL_CLASSES}
+
+    def voxel_counts(self) -> dict[int, int]:
+        """Voxels per label value present (0 and 255 included)."""
+        return {int(v): int(n) for v, n in enumerate(self._counts) if n}
+
+    @staticmethod
+    def class_name(value: int) -> str:
+        return BY_VALUE[value].code if value in BY_VALUE else str(value)
+
+    # ---- journal hand-off ----
+
+    def _journal(self, stroke: Stroke, undo: bool) -> None:
+        self.revision += 1
+        if self._saver is None:
+            return
+        if undo:
+            patches = [(d.z, d.y0, d.x0, d.mask, d.old) for d in reversed(stroke.diffs)]
+        else:
+            patches = [(d.z, d.y0, d.x0, d.mask, d.new_value) for d in stroke.diffs]
+        # append + fsync here (the only wait), the label file is written by the saver thread
+        self._saver.submit(self.revision, self._take_seconds(), patches)
+
+    # ---- events ----
+
+    def _emit_labels(self, z_range: tuple[int, int]) -> None:
+        for cb in list(self.on_labels_changed):
+            cb(z_range)
+
+    def _emit_state(self) -> None:
+        for cb in list(self.on_state_changed):
+            cb()

@@ -1,0 +1,479 @@
+"""Crash-safe autosave of a label volume being edited: a journal + a background saver.
+
+Files, next to the label file WS/labels/<labelset>/<exam>.h5:
+    <exam>.journal   append-only log of finished steps (strokes, undos, redos)
+    <exam>.lock      flock held while the exam is open for editing (one editor at a time;
+                     the kernel drops it when the process dies, even on kill -9)
+
+At the end of every step the GUI thread appends one record to the journal and
+fsyncs it (a few kB: the only disk wait). A saver thread applies the same record
+to its own copy of the labels, writes the whole volume with
+`Workspace.save_labels` (atomic replace, rater and time on task in the catalog),
+then drops the records it saved from the journal. On open, the label file is
+loaded and every journal record replayed in order.
+
+Why replaying is safe without knowing which records the file already holds: a
+record is "set these pixels to these values" (absolute, never relative), so
+replaying records the file already contains yields the same pixels. A crash
+between the label file replace and the journal trim therefore costs nothing.
+
+Journal format (little endian):
+    header  b"ICTVJRN1", u32 n, n bytes of JSON {"exam", "labelset", "shape"}
+    record  u32 magic 0x4A524543, u32 payload length, u32 crc32(payload), payload
+    payload u64 seq, f64 seconds, u32 n_patches, then per patch:
+            u32 z, y0, x0, h, w, u8 kind (0: one value, 1: per-pixel values),
+            packbits(mask) (ceil(h*w/8) bytes), then 1 byte value, or the values
+            under the mask in C order (count(mask) bytes)
+A record cut short or failing its CRC (kill -9 during the append) ends the
+journal: it and anything after it are discarded on open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+from ictview.errors import IctviewError
+from ictview.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ictview.core.annotation import AnnotationModel
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"ICTVJRN1"
+REC_MAGIC = 0x4A524543
+_REC = struct.Struct("<III")
+_PAYLOAD = struct.Struct("<QdI")
+_PATCH = struct.Struct("<IIIIIB")
+
+# (z, y0, x0, mask bool (h, w), value: int or uint8 (h, w) array)
+Patch = tuple[int, int, int, np.ndarray, "int | np.ndarray"]
+
+
+@dataclass
+class JournalRecord:
+    seq: int
+    seconds: float
+    patches: list[Patch]
+
+
+def apply_patches(labels: np.ndarray, patches: Sequence[Patch]) -> None:
+    for z, y0, x0, mask, value in patches:
+        h, w = mask.shape
+        view = labels[z, y0 : y0 + h, x0 : x0 + w]
+        view[mask] = value if np.isscalar(value) else np.asarray(value)[mask]
+
+
+def encode_record(seq: int, seconds: float, patches: Sequence[Patch]) -> bytes:
+    parts = [_PAYLOAD.pack(seq, seconds, len(patches))]
+    for z, y0, x0, mask, value in patches:
+        h, w = mask.shape
+        scalar = np.isscalar(value)
+        parts.append(_PATCH.pack(z, y0, x0, h, w, 0 if scalar else 1))
+        parts.append(np.packbits(mask, axis=None).tobytes())
+        if scalar:
+            parts.append(bytes([int(value)]))
+        else:
+            parts.append(np.ascontiguousarray(np.asarray(value, np.uint8)[mask]).tobytes())
+    payload = b"".join(parts)
+    return _REC.pack(REC_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_payload(payload: bytes) -> JournalRecord:
+    seq, seconds, n = _PAYLOAD.unpack_from(payload, 0)
+    pos = _PAYLOAD.size
+    patches: list[Patch] = []
+    for _ in range(n):
+        z, y0, x0, h, w, kind = _PATCH.unpack_from(payload, pos)
+        pos += _PATCH.size
+        nbits = (h * w + 7) // 8
+        mask = np.unpackbits(np.frombuffer(payload, np.uint8, nbits, pos), count=h * w)
+        mask = mask.astype(bool).reshape(h, w)
+        pos += nbits
+        if kind == 0:
+            value: int | np.ndarray = payload[pos]
+            pos += 1
+        else:
+            k = int(mask.sum())
+            value = np.zeros((h, w), np.uint8)
+            value[mask] = np.frombuffer(payload, np.uint8, k, pos)
+            pos += k
+        patches.append((z, y0, x0, mask, value))
+    if pos != len(payload):
+        raise ValueError("trailing bytes in journal record")
+    return JournalRecord(seq, seconds, patches)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LabelJournal:
+    """The append-only journal of one exam in one labelset (see the module doc).
+
+    Opening takes an exclusive lock (IctviewError if another process edits the
+    exam), reads the valid records (`records`) and cuts off a torn tail.
+    append() is called by the editing thread, discard_through() by the saver
+    thread; a lock keeps them from interleaving.
+    """
+
+    def __init__(self, path: Path, exam: str, labelset: str, shape: tuple[int, int, int]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._header_info = {"exam": exam, "labelset": labelset, "shape": list(shape)}
+        self._lock = threading.Lock()
+        self._lock_fh = open(self.path.with_suffix(".lock"), "a+")
+        try:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            raise IctviewError(
+                f"{self.path.with_suffix('.h5')}: exam is open for editing in another ictview"
+            ) from None
+        try:
+            self.records, self._ends = self._read_or_create()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- file handling --
+
+    def _header_bytes(self) -> bytes:
+        info = json.dumps(self._header_info).encode()
+        return MAGIC + struct.pack("<I", len(info)) + info
+
+    def _read_or_create(self) -> tuple[list[JournalRecord], deque]:
+        header = self._header_bytes()
+        if not self.path.exists() or self.path.stat().st_size < len(MAGIC) + 4:
+            self._rewrite(header)
+            return [], deque()
+        data = self.path.read_bytes()
+        if data[: len(MAGIC)] != MAGIC:
+            raise IctviewError(f"{self.path}: not an ictview label journal")
+        (n,) = struct.unpack_from("<I", data, len(MAGIC))
+        start = len(MAGIC) + 4 + n
+        try:
+            info = json.loads(data[len(MAGIC) + 4 : start])
+        except ValueError:
+            raise IctviewError(f"{self.path}: unreadable journal header") from None
+        if list(info.get("shape", [])) != self._header_info["shape"]:
+            raise IctviewError(
+                f"{self.path}: journal is for a volume of shape {info.get('shape')}, "
+                f"the exam has {self._header_info['shape']}"
+            )
+        records, ends, pos = [], deque(), start
+        while pos + _REC.size <= len(data):
+            magic, length, crc = _REC.unpack_from(data, pos)
+            body = data[pos + _REC.size : pos + _REC.size + length]
+            if magic != REC_MAGIC or len(body) != length or zlib.crc32(body) != crc:
+                break
+            try:
+                rec = decode_payload(body)
+            except (ValueError, struct.error):
+                break
+            pos += _REC.size + length
+            records.append(rec)
+            ends.append((rec.seq, pos))
+        self._fh = open(self.path, "r+b")
+        if pos != len(data):
+            log.warning("%s: dropped %d bytes of an unfinished journal record",
+                        self.path, len(data) - pos)
+            self._fh.truncate(pos)
+            os.fsync(self._fh.fileno())
+        self._fh.seek(0, os.SEEK_END)
+        self._header_len = start
+        return records, ends
+
+    def _rewrite(self, content: bytes) -> None:
+        """Replace the journal by `content` atomically (temp file, fsync, rename)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        old = getattr(self, "_fh", None)
+        self._fh = open(self.path, "r+b")
+        self._fh.seek(0, os.SEEK_END)
+        if old is not None:
+            old.close()
+        self._header_len = len(self._header_bytes())
+
+    # -- API --
+
+    @property
+    def last_seq(self) -> int:
+        return self._ends[-1][0] if self._ends else 0
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def append(self, seq: int, seconds: float, patches: Sequence[Patch]) -> None:
+        """Write one record and fsync: once this returns the step survives a crash."""
+        rec = encode_record(seq, seconds, patches)
+        with self._lock:
+            self._fh.write(rec)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._ends.append((seq, self._fh.tell()))
+
+    def discard_through(self, seq: int) -> None:
+        """Drop the records with seq <= `seq` (they are in the label file now)."""
+        with self._lock:
+            cut = None
+            while self._ends and self._ends[0][0] <= seq:
+                cut = self._ends.popleft()[1]
+            if cut is None:
+                return
+            if not self._ends:
+                # nothing newer: cut back to the header in place
+                self._fh.truncate(self._header_len)
+                self._fh.seek(0, os.SEEK_END)
+                os.fsync(self._fh.fileno())
+                return
+            # newer records arrived during the save: keep them, atomically
+            self._fh.flush()
+            with open(self.path, "rb") as fh:
+                fh.seek(cut)
+                tail = fh.read()
+            header = self._header_bytes()
+            shift = cut - len(header)
+            self._rewrite(header + tail)
+            self._ends = deque((s, end - shift) for s, end in self._ends)
+
+    def close(self) -> None:
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+            self._fh = None
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+
+class LabelSaver:
+    """Journals steps on the caller's thread and saves the label file on its own thread.
+
+    `submit(seq, seconds, patches)` appends to the journal (fsync) and queues the
+    save; the saver thread applies queued patches to its copy of the labels,
+    coalesces everything queued into one `Workspace.save_labels`, trims the
+    journal and calls `on_saved(seq)` (from the saver thread).
+    """
+
+    def __init__(
+        self,
+        ws_root: Path,
+        exam: str,
+        labelset: str,
+        rater: str,
+        labels: np.ndarray,
+        journal: LabelJournal,
+    ):
+        self.ws_root, self.exam, self.labelset, self.rater = Path(ws_root), exam, labelset, rater
+        self.journal = journal
+        self._shadow = labels.copy()  # the saver's own copy: the GUI array is never read here
+        self.on_saved: list[Callable[[int], None]] = []
+        self.error: Exception | None = None
+        self.saved_seq = 0
+        self._queue: deque = deque()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._stop = False
+        self._seconds_carry = 0.0  # time of failed saves, retried with the next one
+        self._thread = threading.Thread(target=self._run, name=f"label-saver-{exam}", daemon=True)
+        self._thread.start()
+
+    def file_exists(self) -> bool:
+        return (self.ws_root / "labels" / self.labelset / f"{self.exam}.h5").exists()
+
+    def submit(
+        self, seq: int, seconds: float, patches: Sequence[Patch], journal: bool = True
+    ) -> None:
+        """Journal (unless journal=False: the step is already in the journal) and queue a save."""
+        if journal and patches:
+            self.journal.append(seq, seconds, patches)
+        with self._cond:
+            self._queue.append((seq, seconds, patches))
+            self._pending += 1
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted is saved (or failed: see `error`)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        self.flush(timeout)
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.journal.close()
+
+    def _run(self) -> None:
+        ws: Workspace | None = None
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._queue or self._stop)
+                    if not self._queue:
+                        return
+                    batch = list(self._queue)
+                    self._queue.clear()
+                seconds = self._seconds_carry
+                for _, secs, patches in batch:
+                    apply_patches(self._shadow, patches)
+                    seconds += secs
+                seq = batch[-1][0]
+                try:
+                    if ws is None:
+                        ws = Workspace.open(self.ws_root)  # sqlite: one connection per thread
+                    ws.save_labels(self.labelset, self.exam, self._shadow, self.rater, seconds)
+                    self._seconds_carry = 0.0
+                    self.journal.discard_through(seq)
+                    self.saved_seq = seq
+                    self.error = None
+                    saved = True
+                except Exception as e:  # noqa: BLE001 - the journal still holds the work
+                    log.error("%s/%s: autosave failed: %s", self.labelset, self.exam, e)
+                    self.error, self._seconds_carry, saved = e, seconds, False
+                if saved:
+                    for cb in list(self.on_saved):
+                        try:
+                            cb(seq)
+                        except Exception:  # noqa: BLE001 - a view's bug must not stop saving
+                            log.exception("on_saved callback failed")
+                with self._cond:
+                    self._pending -= len(batch)
+                    self._cond.notify_all()
+        finally:
+            if ws is not None:
+                ws.close()
+
+
+def journal_path(ws: Workspace, labelset: str, exam: str) -> Path:
+    return ws.label_path(labelset, exam).with_suffix(".journal")
+
+
+def open_for_editing(
+    model_cls: "type[AnnotationModel]",
+    workspace: "Workspace | Path | str",
+    exam: str,
+    labelset: str,
+    rater: str,
+    *,
+    start_from: str | None = None,
+    history_steps: int = 200,
+    idle_cap_s: float = 60.0,
+    clock: Callable[[], float] | None = None,
+) -> "AnnotationModel":
+    """AnnotationModel.open: load, lock, replay the journal, start the saver."""
+    own = not isinstance(workspace, Workspace)
+    ws = Workspace.open(workspace) if own else workspace
+    try:
+        if not rater.strip():
+            raise IctviewError(f"{ws.root}: a rater name is required to edit labels")
+        e = ws.exam(exam)
+        row = ws.con.execute(
+            "SELECT kind, rater FROM labelsets WHERE name=?", (labelset,)
+        ).fetchone()
+        if row is not None and row["rater"] != rater:
+            owner = f"rater '{row['rater']}'" if row["rater"] else f"no rater ({row['kind']})"
+            raise IctviewError(
+                f"{ws.root}: labelset '{labelset}' belongs to {owner}, not '{rater}': "
+                f"edit a labelset of your own (start_from='{labelset}' copies it)"
+            )
+        vol = ws.read_volume(exam)
+        shape = vol.hu.shape
+        journal = LabelJournal(journal_path(ws, labelset, exam), exam, labelset, shape)
+        try:
+            labels = ws.load_labels(labelset, exam)
+            seeded = False
+            if labels is None and start_from:
+                labels = ws.load_labels(start_from, exam)
+                if labels is None:
+                    raise IctviewError(
+                        f"{ws.root}: labelset '{start_from}' has no labels for '{exam}'"
+                    )
+                seeded = True
+            if labels is None:
+                labels = np.zeros(shape, np.uint8)
+            if labels.shape != shape:
+                raise IctviewError(
+                    f"{ws.label_path(labelset, exam)}: label shape {labels.shape} != exam {shape}"
+                )
+            if seeded:
+                # durable before any stroke is journaled on top of it
+                ws.save_labels(labelset, exam, labels, rater, 0.0)
+            recovered_seconds = 0.0
+            for rec in journal.records:
+                apply_patches(labels, rec.patches)
+                recovered_seconds += rec.seconds
+            row = ws.con.execute(
+                "SELECT seconds_on_task FROM label_files WHERE labelset=? AND exam_id=?",
+                (labelset, e.id),
+            ).fetchone()
+            prior_seconds = float(row[0]) if row else 0.0
+        except BaseException:
+            journal.close()
+            raise
+        kwargs = {} if clock is None else {"clock": clock}
+        model = model_cls(
+            vol.hu, labels, e.spacing, exam=exam, labelset=labelset, rater=rater,
+            geometry=vol.geometry, history_steps=history_steps, idle_cap_s=idle_cap_s, **kwargs,
+        )
+        saver = LabelSaver(ws.root, exam, labelset, rater, labels, journal)
+        model.recovered_steps = len(journal.records)
+        model._attach_saver(saver, journal.last_seq, prior_seconds + recovered_seconds)
+        if journal.records:
+            # write the recovered labels now; the records stay until that save is done
+            saver.submit(journal.last_seq, recovered_seconds, [], journal=False)
+            model.saved_revision = 0
+        journal.records = []  # replayed; no need to keep them in memory
+        ws.audit(rater, "open_labels", exam, f"{labelset} recovered={model.recovered_steps}")
+        return model
+    finally:
+        if own:
+            ws.close()
+
+
+def open_read_only(
+    model_cls: "type[AnnotationModel]",
+    workspace: "Workspace | Path | str",
+    exam: str,
+    labelset: str,
+) -> "AnnotationModel":
+    """AnnotationModel.open(read_only=True): the label file as saved, no lock, no saver."""
+    own = not isinstance(workspace, Workspace)
+    ws = Workspace.open(workspace) if own else workspace
+    try:
+        e = ws.exam(exam)
+        vol = ws.read_volume(exam)
+        labels = ws.load_labels(labelset, exam)
+        if labels is None:
+            labels = np.zeros(vol.hu.shape, np.uint8)
+        model = model_cls(vol.hu, labels, e.spacing, exam=exam, labelset=labelset,
+                          geometry=vol.geometry)
+        model.read_only = True
+        return model
+    finally:
+        if own:
+            ws.close()
