@@ -30,8 +30,18 @@ def _add_json_progress(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ictview", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="ictview",
+        description="ictview: annotation, review and training for intracranial hemorrhage on "
+        "head CT. Without a command, opens the desktop app.",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("open", help="open a workspace in the desktop app")
+    p.add_argument("workspace", type=Path, nargs="?", help="workspace folder (default: the last one)")
+    p.add_argument("--exam", help="exam to show first")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="render the main window offscreen to PNG and exit")
 
     p = sub.add_parser("synth", help="write the synthetic four-site study as DICOM + label files")
     p.add_argument("--preset", choices=PRESETS, required=True)
@@ -70,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default="demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gui", action="store_true", help="print the workspace summary only")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="render the app offscreen with the demo loaded to PNG and exit")
     _add_json_progress(p)
 
     from ictview.io.export_cli import add_export_parser
@@ -80,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = p.add_subparsers(dest="bench", parser_class=_Parser, metavar="WHAT", required=True)
     b = bsub.add_parser("io", help="DICOM series reading vs a plain pydicom loop, and workspace reads")
     b.add_argument("--repeats", type=int, default=15)
+    bsub.add_parser("gui", help="slice change, brush dab and exam opening, offscreen")
     return parser
 
 
@@ -186,13 +199,27 @@ def cmd_demo(args) -> int:
         import_synthetic(ws, source, lambda s: _progress(f"import {s}", args))
         summary = ws.summary()
     print(format_summary(summary))
-    if not args.no_gui:
-        print("the desktop GUI is not part of this build yet; showing the summary only",
-              file=sys.stderr)
-    return 0
+    if args.no_gui:
+        return 0
+    from ictview.gui.launch import run_gui
+
+    return run_gui(args.workspace, screenshot=args.screenshot)
+
+
+def cmd_open(args) -> int:
+    from ictview.gui.launch import run_gui
+
+    if args.workspace is not None and not (args.workspace / "workspace.sqlite").exists():
+        raise IctviewError(f"{args.workspace}: not an ictview workspace (no workspace.sqlite)")
+    return run_gui(args.workspace, screenshot=args.screenshot, exam=args.exam)
 
 
 def cmd_bench(args) -> int:
+    if args.bench == "gui":
+        from ictview.gui.bench import bench_gui
+
+        bench_gui()
+        return 0
     from ictview.io.bench_cli import run_bench_io
 
     run_bench_io(args.repeats)
@@ -205,7 +232,7 @@ def cmd_export(args) -> int:
     return run(args)
 
 
-COMMANDS = {"synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
+COMMANDS = {"open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
             "export": cmd_export, "bench": cmd_bench}
 
 
@@ -213,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        args = parser.parse_args(["open"])
     try:
         return COMMANDS[args.command](args)
     except IctviewError as e:

@@ -1,0 +1,142 @@
+"""Entry point for `ictview open WS [--screenshot PNG]` and `ictview demo`.
+
+run_gui opens the workspace (remembered in the recent list), asks the rater's
+name once (kept in QSettings), selects the given exam or the first labelled one,
+and runs the event loop. With `screenshot` it renders the window offscreen at
+1600x1000 once the exam is shown, saves the PNG and returns without a dialog
+(rater: the stored name or "demo-rater"; exams open in memory, nothing is written).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ictview.errors import IctviewError
+
+SCREENSHOT_SIZE = (1600, 1000)
+DEMO_RATER = "demo-rater"
+
+
+def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | None = None) -> int:
+    if screenshot is not None:
+        from ictview.gui.app import use_offscreen_platform
+
+        use_offscreen_platform()
+    from PySide6 import QtCore, QtWidgets
+
+    from ictview.gui.app import ensure_app, settings
+    from ictview.gui.main_window import MainWindow, recent_workspaces
+
+    app = ensure_app()
+    win = MainWindow(headless=screenshot is not None)
+    win.preview = screenshot is not None
+    try:
+        rater = stored_rater()
+        if not rater:
+            if screenshot is not None:
+                rater = DEMO_RATER
+            else:
+                rater = ask_rater(win)
+                if not rater:
+                    print("ictview: a rater name is needed to label exams", file=sys.stderr)
+                    return 1
+                settings().setValue("rater", rater)
+        win.set_rater(rater)
+        if workspace is None and screenshot is None:
+            recent = recent_workspaces()
+            workspace = Path(recent[0]) if recent and Path(recent[0]).is_dir() else None
+        if workspace is not None:
+            if not Path(workspace).is_dir():
+                raise IctviewError(f"{workspace}: workspace folder not found")
+            if not win.open_workspace(Path(workspace)):
+                raise IctviewError(win.last_error or f"{workspace}: cannot open the workspace")
+            name = exam or first_labelled_exam(win)
+            if exam is not None and exam not in {r.name for r in win.exam_list.model.rows()}:
+                raise IctviewError(f"{workspace}: no exam named '{exam}'")
+            if name and not win.open_exam(name) and screenshot is not None:
+                raise IctviewError(win.last_error or f"{name}: cannot open the exam")
+        if screenshot is not None:
+            return save_screenshot(app, win, Path(screenshot))
+        win.show()
+        return app.exec()
+    except IctviewError as e:
+        print(f"ictview: {e}", file=sys.stderr)
+        return 2
+    finally:
+        win.shutdown()
+        win.close()
+        win.deleteLater()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+        QtWidgets.QApplication.processEvents()
+
+
+def stored_rater() -> str:
+    from ictview.gui.app import settings
+
+    return str(settings().value("rater", "") or "").strip()
+
+
+def ask_rater(parent) -> str:
+    from PySide6 import QtWidgets
+
+    name, ok = QtWidgets.QInputDialog.getText(
+        parent, "ictview — rater",
+        "Your name (recorded with every label you save;\nasked once on this computer):",
+    )
+    return name.strip() if ok else ""
+
+
+def first_labelled_exam(win) -> str | None:
+    """The first exam with labels in the shown labelset. In preview mode, when the
+    rater has none yet, switch to the first labelset that has some (shown read-only,
+    so a screenshot shows an overlay). Else the first exam."""
+    from ictview.gui.exam_list import STATUS_LABELLED, label_status
+
+    def first(rows) -> str | None:
+        return next((r.name for r in rows if r.status == STATUS_LABELLED), None)
+
+    name = first(win.exam_list.model.rows())
+    if name is None and win.preview and win.ws is not None:
+        for ls in win.ws.labelsets():
+            if any(v > 0 for v, _, _ in label_status(win.ws, ls["name"]).values()):
+                win.set_labelset(ls["name"])
+                name = first(win.exam_list.model.rows())
+                break
+    rows = win.exam_list.model.rows()
+    return name or (rows[0].name if rows else None)
+
+
+def save_screenshot(app, win, path: Path) -> int:
+    from PySide6 import QtCore
+
+    win.resize(*SCREENSHOT_SIZE)
+    win.show()
+    # let layouts settle and the view fit the resized canvas before grabbing
+    for _ in range(3):
+        app.processEvents()
+    win.slice_view.fit()
+    show_cursor_on_labels(win)
+    app.processEvents()
+    QtCore.QCoreApplication.sendPostedEvents()
+    image = win.grab().toImage()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not image.save(str(path), "PNG"):
+        raise IctviewError(f"{path}: could not write the screenshot")
+    print(f"screenshot: {path} ({image.width()}x{image.height()})")
+    return 0
+
+
+def show_cursor_on_labels(win) -> None:
+    """Put the cursor (crosshair, brush preview, HU readout) on the labelled region."""
+    import numpy as np
+
+    view = win.slice_view
+    if view.labels is None:
+        return
+    rows, cols = np.nonzero(view.labels[view.z])
+    if rows.size == 0:
+        return
+    i = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
+    view._track_cursor(float(rows[i]), float(cols[i]))
