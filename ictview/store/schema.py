@@ -7,7 +7,7 @@ go up; each migration is a list of statements run in one transaction.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -110,4 +110,45 @@ _V1 = [
     """CREATE INDEX image_labels_finding ON image_labels(finding, value)""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1}
+# v2: test-retest studies (blinded repeated segmentation with washout) and the
+# radiologist's ranker threshold inspection
+_V2 = [
+    """CREATE TABLE retest_studies (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        rater TEXT NOT NULL,
+        exams TEXT NOT NULL,              -- JSON list of exam names
+        repetitions INTEGER NOT NULL CHECK (repetitions >= 2),
+        washout_days REAL NOT NULL CHECK (washout_days >= 0),
+        seed INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL)""",
+    """CREATE TABLE retest_sessions (
+        study_id INTEGER NOT NULL REFERENCES retest_studies(id),
+        repetition INTEGER NOT NULL,      -- 1..repetitions
+        labelset TEXT NOT NULL UNIQUE,
+        exam_order TEXT NOT NULL,         -- JSON list: the order the rater must follow
+        started_at TEXT,
+        ended_at TEXT,
+        override_reason TEXT,
+        override_by TEXT,
+        PRIMARY KEY (study_id, repetition))""",
+    """CREATE TABLE ranker_judgments (
+        run TEXT NOT NULL,                -- the pseudo-label run
+        exam TEXT NOT NULL,
+        slice_idx INTEGER NOT NULL,
+        rater TEXT NOT NULL,
+        judgment INTEGER NOT NULL CHECK (judgment IN (0, 1)),  -- 1 true positive
+        c_percent REAL,                   -- the cut the image was shown for
+        judged_at TEXT NOT NULL,
+        PRIMARY KEY (run, exam, slice_idx, rater))""",
+    """CREATE TABLE ranker_choices (
+        run TEXT PRIMARY KEY,             -- the pseudo-label run the next student uses
+        c_percent REAL NOT NULL CHECK (c_percent > 0 AND c_percent <= 100),
+        k_hi REAL NOT NULL,
+        k_lo REAL NOT NULL CHECK (k_lo <= k_hi),
+        chosen_by TEXT NOT NULL,
+        chosen_at TEXT NOT NULL)""",
+]
+
+MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}

@@ -136,3 +136,23 @@ def test_runs_and_predictions(ws, exam_factory):
     assert ws.predicted_exams("teacher-1") == ["ATL-1"]
     with pytest.raises(IctviewError, match="prediction shape"):
         ws.write_prediction("teacher-1", "ATL-1", Prediction(prob[:2], pred.slice_scores, 0.5))
+
+
+def test_v1_workspace_is_migrated(tmp_path):
+    """A workspace written by schema 1 opens with today's code and keeps its data."""
+    from ictview.store.catalog import transaction
+    from ictview.store.schema import MIGRATIONS
+
+    db = tmp_path / "old" / "workspace.sqlite"
+    db.parent.mkdir()
+    con = sqlite3.connect(db, isolation_level=None)
+    with transaction(con):
+        for stmt in MIGRATIONS[1]:
+            con.execute(stmt)
+        con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        con.execute("INSERT INTO sites VALUES ('cq500', 'test', 'then')")
+    con.close()
+    with Workspace.open(tmp_path / "old") as ws:
+        assert ws.summary()["schema_version"] == SCHEMA_VERSION
+        assert ws.sites() == {"cq500": "test"}
+        ws.con.execute("SELECT * FROM retest_sessions").fetchall()
