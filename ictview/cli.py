@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_parser(sub)
 
+    from ictview.study.retest_cli import add_retest_parser
+
+    add_retest_parser(sub)
+
     p = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = p.add_subparsers(dest="bench", parser_class=_Parser, metavar="WHAT", required=True)
     b = bsub.add_parser("io", help="DICOM series reading vs a plain pydicom loop, and workspace reads")
@@ -232,7 +236,13 @@ def cmd_export(args) -> int:
     return run(args)
 
 
-COMMANDS = {"open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
+def cmd_retest(args) -> int:
+    from ictview.study.retest_cli import cmd_retest as run
+
+    return run(args)
+
+
+COMMANDS = {"retest": cmd_retest, "open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
             "export": cmd_export, "bench": cmd_bench}
 
 

@@ -1,0 +1,341 @@
+"""Planning a test-retest study: one rater segments the same exams several times.
+
+A study fixes, once, at planning: the rater, the exam set, the number of
+repetitions, the minimum washout between repetitions and a seed. Each repetition
+gets its own labelset (`retest-<study>-<k>`, kind 'retest', owned by the rater)
+and its own exam order, drawn from the seed and recorded in the catalog
+(`retest_sessions.exam_order`), so the orders can be reproduced and audited.
+An order differs from every earlier repetition's order (when there are enough
+permutations of the exams: with 2 exams and 3 repetitions only from the previous
+one), so a rater never meets the exams in the sequence of a session they remember.
+
+Catalog tables (schema v2): `retest_studies`, `retest_sessions` (one row per
+repetition, created here with its order; started/ended by retest_session), and
+the append-only `audit_log`, written with the injected clock's time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from ictview.errors import IctviewError
+from ictview.store.catalog import transaction
+from ictview.store.workspace import ROLES, Workspace, safe_name
+from ictview.study.clock import Clock, SystemClock, iso, parse_time
+
+DEFAULT_REPETITIONS = 3
+DEFAULT_WASHOUT_DAYS = 7.0
+LABELSET_KIND = "retest"
+_MAX_DRAWS = 10_000
+
+
+def repetition_labelset(study: str, repetition: int) -> str:
+    return f"retest-{study}-{repetition}"
+
+
+# ---------------------------------------------------------------------------
+# audit (the catalog's append-only log, with the study clock's time)
+
+
+def record_event(
+    ws: Workspace, clock: Clock, actor: str, action: str, exam: str | None, detail: dict
+) -> None:
+    """One audit_log row; detail is JSON so the analysis and status can read it back."""
+    with transaction(ws.con) as con:
+        con.execute(
+            "INSERT INTO audit_log(at, actor, action, exam, detail) VALUES (?,?,?,?,?)",
+            (iso(clock.now()), actor, action, exam, json.dumps(detail, sort_keys=True)),
+        )
+
+
+def events(ws: Workspace, actions: tuple[str, ...], labelset: str | None = None) -> list[dict]:
+    """Audit rows of these actions (oldest first), detail parsed; only one session's
+    rows when labelset is given (every study event names its labelset)."""
+    marks = ",".join("?" * len(actions))
+    rows = ws.con.execute(
+        f"SELECT id, at, actor, action, exam, detail FROM audit_log WHERE action IN ({marks}) "
+        "ORDER BY id",
+        actions,
+    ).fetchall()
+    out = []
+    for r in rows:
+        try:
+            detail = json.loads(r["detail"]) if r["detail"] else {}
+        except ValueError:
+            detail = {"text": r["detail"]}
+        if not isinstance(detail, dict):
+            detail = {"text": detail}
+        if labelset is not None and detail.get("labelset") != labelset:
+            continue
+        out.append({"id": r["id"], "at": r["at"], "actor": r["actor"], "action": r["action"],
+                    "exam": r["exam"], **detail})  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the plan
+
+
+@dataclass(frozen=True)
+class ExamSelection:
+    """Which exams a study uses.
+
+    exams: an explicit list (a saved list); else the exams of `role` (all roles when
+    None), restricted to those with labels in `labelset` when given (e.g. the
+    pixel-labeled test subset: role 'test', labelset 'reference'). sample: then a
+    random sample of that many exams, drawn from the study seed.
+    """
+
+    role: str | None = None
+    exams: tuple[str, ...] | None = None
+    labelset: str | None = None
+    sample: int | None = None
+
+    def describe(self) -> str:
+        if self.exams is not None:
+            what = f"{len(self.exams)} listed exams"
+        else:
+            what = f"role '{self.role}'" if self.role else "all exams"
+            if self.labelset:
+                what += f" with labels in '{self.labelset}'"
+        return f"random {self.sample} of {what}" if self.sample else what
+
+    def resolve(self, ws: Workspace, seed: int) -> list[str]:
+        if self.exams is not None:
+            names = [str(e).strip() for e in self.exams if str(e).strip()]
+            dupes = sorted({e for e in names if names.count(e) > 1})
+            if dupes:
+                raise IctviewError(f"{ws.root}: exam '{dupes[0]}' listed twice")
+            for e in names:
+                ws.exam(e)  # raises for an unknown exam
+            if self.role:
+                wrong = [e for e in names if ws.exam(e).role != self.role]
+                if wrong:
+                    raise IctviewError(f"{ws.root}: exam '{wrong[0]}' is not in role '{self.role}'")
+            pool = sorted(names)
+        else:
+            if self.role is not None and self.role not in ROLES:
+                raise IctviewError(f"role '{self.role}' is not one of {', '.join(ROLES)}")
+            pool = [e.name for e in ws.exams(role=self.role)]
+        if self.labelset:
+            in_set = set(ws.labelset_exams(self.labelset))
+            if not in_set:
+                raise IctviewError(f"{ws.root}: labelset '{self.labelset}' has no labelled exams")
+            pool = [e for e in pool if e in in_set]
+        if not pool:
+            raise IctviewError(f"{ws.root}: no exams for the study ({self.describe()})")
+        if self.sample is not None:
+            if self.sample < 1 or self.sample > len(pool):
+                raise IctviewError(
+                    f"{ws.root}: cannot sample {self.sample} exams from {len(pool)} "
+                    f"({self.describe()})"
+                )
+            rng = np.random.default_rng([seed, 1])  # its own stream: orders do not depend on it
+            pool = sorted(pool[i] for i in rng.choice(len(pool), self.sample, replace=False))
+        return pool
+
+
+def session_orders(
+    exams: list[str] | tuple[str, ...], repetitions: int, seed: int
+) -> list[list[str]]:
+    """One exam order per repetition: seeded permutations, each different from the
+    earlier ones (from the previous one only when n! leaves too few permutations)."""
+    exams = list(exams)
+    rng = np.random.default_rng([seed, 2])
+    n = len(exams)
+    orders: list[list[str]] = []
+    for _ in range(repetitions):
+        enough = n >= 2 and math.factorial(min(n, 20)) > len(orders)
+        avoid = orders if enough else (orders[-1:] if n >= 2 else [])
+        for _ in range(_MAX_DRAWS):
+            order = [exams[i] for i in rng.permutation(n)]
+            if order not in avoid:
+                break
+        else:  # unreachable for n >= 2: a different permutation always exists
+            raise IctviewError(f"study: no new exam order found for {n} exams")
+        orders.append(order)
+    return orders
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """One repetition: its labelset, its fixed exam order and what happened to it."""
+
+    study: str
+    repetition: int  # 1-based
+    labelset: str
+    exam_order: tuple[str, ...]
+    started_at: datetime | None
+    ended_at: datetime | None
+    override_reason: str | None
+    override_by: str | None
+
+    @property
+    def status(self) -> str:
+        if self.ended_at is not None:
+            return "ended"
+        return "in progress" if self.started_at is not None else "planned"
+
+    @property
+    def overridden(self) -> bool:
+        return bool(self.override_reason)
+
+    def to_dict(self) -> dict:
+        return {
+            "study": self.study, "repetition": self.repetition, "labelset": self.labelset,
+            "exam_order": list(self.exam_order), "status": self.status,
+            "started_at": iso(self.started_at) if self.started_at else None,
+            "ended_at": iso(self.ended_at) if self.ended_at else None,
+            "overridden": self.overridden, "override_reason": self.override_reason,
+            "override_by": self.override_by,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RetestStudy:
+    id: int
+    name: str
+    rater: str
+    exams: tuple[str, ...]
+    repetitions: int
+    washout_days: float
+    seed: int
+    created_at: datetime
+    created_by: str
+    sessions: tuple[SessionPlan, ...]
+
+    @property
+    def washout(self) -> timedelta:
+        return timedelta(days=self.washout_days)
+
+    def session(self, repetition: int) -> SessionPlan:
+        for s in self.sessions:
+            if s.repetition == repetition:
+                return s
+        raise IctviewError(f"study '{self.name}': no repetition {repetition}")
+
+    @property
+    def labelsets(self) -> list[str]:
+        return [s.labelset for s in self.sessions]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "rater": self.rater, "exams": list(self.exams),
+            "repetitions": self.repetitions, "washout_days": self.washout_days, "seed": self.seed,
+            "created_at": iso(self.created_at), "created_by": self.created_by,
+            "sessions": [s.to_dict() for s in self.sessions],
+        }  # fmt: skip
+
+
+def plan_study(
+    ws: Workspace,
+    name: str,
+    rater: str,
+    selection: ExamSelection,
+    *,
+    repetitions: int = DEFAULT_REPETITIONS,
+    washout_days: float = DEFAULT_WASHOUT_DAYS,
+    seed: int | None = None,
+    created_by: str | None = None,
+    clock: Clock | None = None,
+) -> RetestStudy:
+    """Create the study, its labelsets and every repetition's exam order (one transaction)."""
+    clock = clock or SystemClock()
+    rater = (rater or "").strip()
+    if not rater:
+        raise IctviewError(f"{ws.root}: a test-retest study needs a rater")
+    if not name or safe_name(name) != name:
+        raise IctviewError(f"study name '{name}' may only use letters, digits, '.', '_', '-'")
+    if repetitions < 2:
+        raise IctviewError(f"study '{name}': needs at least 2 repetitions, got {repetitions}")
+    if not (washout_days >= 0 and math.isfinite(washout_days)):
+        raise IctviewError(f"study '{name}': washout must be >= 0 days, got {washout_days}")
+    if ws.con.execute("SELECT 1 FROM retest_studies WHERE name=?", (name,)).fetchone():
+        raise IctviewError(f"{ws.root}: a test-retest study named '{name}' already exists")
+    labelsets = [repetition_labelset(name, k) for k in range(1, repetitions + 1)]
+    existing = {ls["name"] for ls in ws.labelsets()}
+    taken = [ls for ls in labelsets if ls in existing]
+    if taken:
+        raise IctviewError(
+            f"{ws.root}: labelset '{taken[0]}' already exists; choose another study name"
+        )
+    if seed is None:
+        seed = secrets.randbits(31)  # recorded, so the plan stays reproducible
+    exams = selection.resolve(ws, seed)
+    orders = session_orders(exams, repetitions, seed)
+    by = (created_by or rater).strip() or rater
+    now = iso(clock.now())
+    with transaction(ws.con) as con:
+        con.execute("INSERT OR IGNORE INTO raters(name, created_at) VALUES (?,?)", (rater, now))
+        cur = con.execute(
+            """INSERT INTO retest_studies(name, rater, exams, repetitions, washout_days, seed,
+               created_at, created_by) VALUES (?,?,?,?,?,?,?,?)""",
+            (name, rater, json.dumps(exams), repetitions, float(washout_days), int(seed), now, by),
+        )
+        study_id = cur.lastrowid
+        for k, (ls, order) in enumerate(zip(labelsets, orders), start=1):
+            con.execute(
+                """INSERT INTO labelsets(name, kind, rater, description, created_at)
+                   VALUES (?,?,?,?,?)""",
+                (ls, LABELSET_KIND, rater, f"test-retest study '{name}', repetition {k}", now),
+            )
+            con.execute(
+                """INSERT INTO retest_sessions(study_id, repetition, labelset, exam_order)
+                   VALUES (?,?,?,?)""",
+                (study_id, k, ls, json.dumps(order)),
+            )
+        con.execute(
+            "INSERT INTO audit_log(at, actor, action, exam, detail) VALUES (?,?,?,?,?)",
+            (now, by, "retest_plan", None, json.dumps({
+                "study": name, "rater": rater, "exams": len(exams), "selection":
+                selection.describe(), "repetitions": repetitions, "washout_days": washout_days,
+                "seed": int(seed)}, sort_keys=True)),
+        )  # fmt: skip
+    return load_study(ws, name)
+
+
+def _time(text: str | None) -> datetime | None:
+    return parse_time(text) if text else None
+
+
+def load_study(ws: Workspace, name: str) -> RetestStudy:
+    row = ws.con.execute("SELECT * FROM retest_studies WHERE name=?", (name,)).fetchone()
+    if row is None:
+        known = ", ".join(study_names(ws)) or "none"
+        raise IctviewError(f"{ws.root}: no test-retest study named '{name}' (studies: {known})")
+    sessions = tuple(
+        SessionPlan(
+            study=name, repetition=s["repetition"], labelset=s["labelset"],
+            exam_order=tuple(json.loads(s["exam_order"])), started_at=_time(s["started_at"]),
+            ended_at=_time(s["ended_at"]), override_reason=s["override_reason"],
+            override_by=s["override_by"],
+        )
+        for s in ws.con.execute(
+            "SELECT * FROM retest_sessions WHERE study_id=? ORDER BY repetition", (row["id"],)
+        )
+    )  # fmt: skip
+    return RetestStudy(
+        id=row["id"], name=row["name"], rater=row["rater"], exams=tuple(json.loads(row["exams"])),
+        repetitions=row["repetitions"], washout_days=float(row["washout_days"]), seed=row["seed"],
+        created_at=parse_time(row["created_at"]), created_by=row["created_by"], sessions=sessions,
+    )  # fmt: skip
+
+
+def study_names(ws: Workspace) -> list[str]:
+    return [r[0] for r in ws.con.execute("SELECT name FROM retest_studies ORDER BY name")]
+
+
+def study_of_labelset(ws: Workspace, labelset: str) -> tuple[str, int] | None:
+    """(study, repetition) of a session's labelset, None for other labelsets."""
+    row = ws.con.execute(
+        """SELECT st.name, se.repetition FROM retest_sessions se
+           JOIN retest_studies st ON st.id = se.study_id WHERE se.labelset=?""",
+        (labelset,),
+    ).fetchone()
+    return (row[0], row[1]) if row else None
