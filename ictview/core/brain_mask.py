@@ -18,7 +18,8 @@ connect): about 0.3 s for 40 x 512 x 512 on one core.
    and last bone pixel of its row *or* of its column, from bone components of at least 10% of
    the slice's largest, so a headrest or a lead does not widen it): the scalp, the face and
    the table lie outside a convex ring in both directions, while a gap in the ring (frontal
-   sinus, foramina) only shortens the spans of its own rows or columns. Without one (skull-stripped data) every tissue pixel is a candidate.
+   sinus, foramina) only shortens the spans of its own rows or columns. Without one
+   (skull-stripped data) every tissue pixel is a candidate.
    Either way the pixels within ``margin_px`` of bone that are brighter than
    ``partial_volume_hu`` go: partial-volume bone at the inner table looks like blood, while a
    thin subdural collection against the bone (often darkened there by the kernel's undershoot)
@@ -66,7 +67,9 @@ class BrainMaskConfig:
 
     def __post_init__(self) -> None:
         if not self.tissue_low_hu < self.bone_hu:
-            raise ValueError(f"tissue_low_hu ({self.tissue_low_hu}) must be < bone_hu ({self.bone_hu})")
+            raise ValueError(
+                f"tissue_low_hu ({self.tissue_low_hu}) must be < bone_hu ({self.bone_hu})"
+            )
         if self.margin_px < 0:
             raise ValueError(f"margin_px must be >= 0, got {self.margin_px}")
         for name in ("keep_fraction", "min_area_fraction", "skull_min_ratio", "max_hole_fraction"):
@@ -82,7 +85,9 @@ def _check(hu: np.ndarray) -> np.ndarray:
     if hu.ndim == 2:
         hu = hu[None]
     if hu.ndim != 3 or hu.dtype.kind not in "iuf":
-        raise IctviewError(f"brain mask: expected a numeric (z, y, x) HU volume, got {hu.dtype} {hu.shape}")
+        raise IctviewError(
+            f"brain mask: expected a numeric (z, y, x) HU volume, got {hu.dtype} {hu.shape}"
+        )
     return hu
 
 
@@ -108,7 +113,9 @@ def _dilate_inplane(mask: np.ndarray, iterations: int) -> np.ndarray:
     return out
 
 
-def _components(mask: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _components(
+    mask: np.ndarray, structure: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """In-plane labels, each label's size and slice index (index 0 = background)."""
     lab, n = ndimage.label(mask, structure=structure)
     sizes = np.bincount(lab[mask], minlength=n + 1)
@@ -118,7 +125,9 @@ def _components(mask: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, np
     return lab, sizes, z_of
 
 
-def _keep_large(mask: np.ndarray, fraction: float, min_area: float, structure: np.ndarray) -> np.ndarray:
+def _keep_large(
+    mask: np.ndarray, fraction: float, min_area: float, structure: np.ndarray
+) -> np.ndarray:
     """Per slice, components of at least ``fraction`` of the largest one and ``min_area``."""
     lab, sizes, z_of = _components(mask, structure)
     if len(sizes) == 1:
@@ -212,7 +221,9 @@ def brain_mask(hu: np.ndarray, cfg: BrainMaskConfig | None = None) -> np.ndarray
     return fill_holes_inplane(kept, cfg.max_hole_fraction * hu.shape[1] * hu.shape[2])
 
 
-def strip_skull(hu: np.ndarray, cfg: BrainMaskConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+def strip_skull(
+    hu: np.ndarray, cfg: BrainMaskConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(z, y, x) HU -> (HU with ``fill_hu`` outside the brain, same dtype; the bool mask)."""
     cfg = cfg or BrainMaskConfig()
     hu = _check(hu)
