@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = bsub.add_parser("io", help="DICOM series reading vs a plain pydicom loop, and workspace reads")
     b.add_argument("--repeats", type=int, default=15)
     bsub.add_parser("gui", help="slice change, brush dab and exam opening, offscreen")
+    bsub.add_parser("stats", help="Table 1 bootstrap: fast pixel statistics vs exact AP")
     return parser
 
 
@@ -219,6 +220,11 @@ def cmd_open(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.bench == "stats":
+        from ictview.stats.bench import bench_stats
+
+        bench_stats()
+        return 0
     if args.bench == "gui":
         from ictview.gui.bench import bench_gui
 
