@@ -127,6 +127,22 @@ def _config(args):
     return cfg
 
 
+def _ranker_choice(workspace: Path, pl_run: str) -> list[str]:
+    """The C, K_hi, K_lo a radiologist chose for this pseudo-label run in the app, as
+    `--set` values placed before the user's own (so explicit `--set ranker.*` wins)."""
+    from ictview.store.workspace import Workspace
+    from ictview.study.ranker_review import chosen_ranker, student_overrides
+
+    if not (Path(workspace) / "workspace.sqlite").exists():
+        return []  # reported by the command itself
+    with Workspace.open(workspace) as ws:
+        choice = chosen_ranker(ws, pl_run)
+    if choice:
+        print(f"ictview-train: ranker of '{pl_run}' chosen in review: C={choice[0]:g}%, "
+              f"K_hi={choice[1]:g}, K_lo={choice[2]:g}", file=sys.stderr)
+    return student_overrides(choice)
+
+
 def _inference_overrides(args) -> list[str]:
     """Predictions use the model run's own [inference] settings; --set inference.* changes
     them for this command."""
@@ -166,8 +182,10 @@ def cmd_student(args) -> int:
     from training.study import StudyInterrupted, _pseudolabel, run_student
     from training.trainer import EXIT_INTERRUPTED, TRAINERS, checkpoint_path
 
-    cfg = _config(args)
     kind = VARIANTS[args.variant]
+    if kind != "image-oracle":
+        args.set = _ranker_choice(args.workspace, args.pseudolabels or f"{args.teacher}-pl") + args.set
+    cfg = _config(args)
     run = args.run or args.variant
     if cfg.student.iterations > 1:  # rounds: each student is the next teacher
         try:

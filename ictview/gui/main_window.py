@@ -17,11 +17,13 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ictview.core.annotation import AnnotationModel, rater_labelset
+from ictview.study.blinding import rater_restrictions
 from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
 from ictview.gui.app import settings
 from ictview.gui.exam_list import ExamListPanel
+from ictview.gui.panels_host import PanelsHost
 from ictview.gui.slice_view import SliceView
 from ictview.gui.status import StatusBar
 from ictview.gui.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
@@ -102,6 +104,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._build_actions()
         self._build_menus()
+        self.panels = PanelsHost(self)  # Training / Review menus and their panel windows
         self._build_toolbar()
         self._connect()
         self._update_actions()
@@ -290,6 +293,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.ws is not None:
             self.ws.close()
         self.ws = ws
+        self.panels.set_workspace(ws.root)
         remember_recent(ws.root)
         self.setWindowTitle(f"ictview — {ws.root}")
         self.labelset = self.own_labelset or "reference"
@@ -302,6 +306,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _refresh_labelsets(self) -> None:
         names = [ls["name"] for ls in self.ws.labelsets()] if self.ws else []
+        # test-retest blinding outside a session: the study's labelsets are not listed
+        blind = rater_restrictions(self.ws, self.rater) if self.ws and self.rater else None
+        if blind is not None and blind.active:
+            names = [n for n in names if n not in blind.labelsets]
         own = self.own_labelset
         self.labelset_combo.blockSignals(True)
         self.labelset_combo.clear()
@@ -375,6 +383,10 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             w = Workspace.open(ws) if own else ws
             try:
+                blind = rater_restrictions(w, self.rater) if self.rater else None
+                hidden = blind.why_not("labels", exam, self.labelset) if blind else ""
+                if hidden:
+                    return self._blinded_model(w, exam, hidden)
                 if self.preview:
                     return self._preview_model(w, exam)
                 if self.editable:
@@ -396,6 +408,17 @@ class MainWindow(QtWidgets.QMainWindow):
                     w.close()
         except (IctviewError, OSError, ValueError) as err:
             return err
+
+    def _blinded_model(self, ws: Workspace, exam: str, why: str) -> AnnotationModel:
+        """The CT alone, read-only: a rater in a test-retest study must not see (or add to)
+        labels of the study's exams outside the session."""
+        e = ws.exam(exam)
+        vol = ws.read_volume(exam)
+        model = AnnotationModel(vol.hu, None, e.spacing, exam=exam, labelset=self.labelset,
+                                rater=self.rater, geometry=vol.geometry)
+        model.read_only = True
+        model.open_error = why
+        return model
 
     def _preview_model(self, ws: Workspace, exam: str) -> AnnotationModel:
         """In-memory model of the shown labelset: looks editable, saves nothing (screenshots)."""
@@ -709,12 +732,16 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def shutdown(self) -> None:
         """Close the exam (waiting for saves) and the workspace. Safe to call twice."""
+        self.panels.shutdown()
         self.close_exam()
         if self.ws is not None:
             self.ws.close()
             self.ws = None
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802
+        if not self.panels.confirm_close():  # a training run going: leave it, stop it, or stay
+            ev.ignore()
+            return
         self.shutdown()
         super().closeEvent(ev)
 

@@ -1,0 +1,102 @@
+"""Metrics dashboard and the offscreen panel screenshots, on predictions written into a
+copy of the tiny workspace (see panels_support)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .panels_support import REPO, add_runs, wait_until
+
+
+@pytest.fixture
+def review_ws(tiny_workspace_copy):
+    add_runs(tiny_workspace_copy)
+    return tiny_workspace_copy
+
+
+def test_dashboard_curves_table1_and_export(qtbot, review_ws, tmp_path):
+    from ictview.gui.app import ensure_app
+    from ictview.gui.dashboard import Dashboard
+
+    ensure_app()
+    d = Dashboard(review_ws, headless=True)
+    qtbot.addWidget(d)
+    assert d.selected_runs() == ["baseline", "ss"]
+    d.n_boot.setValue(20)
+    with qtbot.waitSignal(d.computed, timeout=120_000):
+        assert d.compute()
+    assert [d.table1.item(i, 0).text() for i in range(d.table1.rowCount())] == ["baseline", "ss"]
+    doc = d.report.doc
+    auc = doc["tables"]["table1"]["rows"][1]["auc"]
+    text = d.table1.item(1, 3).text()
+    assert text.startswith(f"{auc['value']:.3f}") and "[" in text  # estimate with its CI
+    metrics = [d.cmp.item(i, 1).text() for i in range(d.cmp.rowCount())]
+    assert metrics == ["Dice (subset)", "Pixel AP (subset)", "Exam AUC"]
+    assert d.cmp.item(0, 0).text() == "ss − baseline" and d.cmp.item(0, 4).text() != ""
+    roc = [i for i in d.roc_plot.listDataItems() if i.name()]
+    pr = [i for i in d.pr_plot.listDataItems() if i.name()]
+    assert [i.name().split()[0] for i in roc] == ["baseline", "ss"]
+    assert [i.name().split()[0] for i in pr] == ["baseline", "ss"] and "AP" in pr[0].name()
+    x, y = roc[0].getData()
+    assert x[0] == 0 and y[-1] == 1
+
+    out = tmp_path / "report"
+    with qtbot.waitSignal(d.exported, timeout=120_000) as sig:
+        assert d.export(out)
+    files = sig.args[0]
+    assert {"json", "markdown", "html"} <= set(files)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["tables"]["table1"]["rows"][1]["auc"] == auc  # the numbers shown
+    assert "report.md" in d.status.text()
+    d.shutdown()
+
+
+def test_each_panel_renders_offscreen(review_ws, tmp_path):
+    """`render_panel` for every view, in a fresh process as `ictview open --view` runs it."""
+    code = (
+        "import sys; from ictview.gui.panels_launch import render_panel, VIEWS; "
+        f"rc = [render_panel({str(review_ws)!r}, v, {str(tmp_path)!r} + f'/{{v}}.png') "
+        "for v in VIEWS]; "
+        "bad = [m for m in ('torch', 'training') if m in sys.modules]; "
+        "print(rc, bad); sys.exit(0 if rc == [0] * len(VIEWS) and not bad else 1)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=False, env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
+                         timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    from PySide6 import QtGui
+
+    for v in ("training", "ranker", "review", "compare", "dashboard"):
+        img = QtGui.QImage(str(tmp_path / f"{v}.png"))
+        assert (img.width(), img.height()) == (1600, 1000), v
+
+
+def test_render_panel_bad_input_is_one_line(tmp_path, capsys):
+    from ictview.gui.panels_launch import render_panel
+
+    assert render_panel(tmp_path / "missing", "review", tmp_path / "x.png") == 2
+    assert render_panel(tmp_path, "nope", tmp_path / "x.png") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "missing" in err[0] and "--view nope" in err[1]
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_main_window_menus_open_the_panels(window, qtbot):
+    """The Training and Review menus open each panel once, on the open workspace."""
+    add_runs(window.ws.root)
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert "&Training" in titles and "Re&view" in titles
+    for key in ("training", "ranker", "review", "compare", "dashboard"):
+        window.panels.actions[key].trigger()
+        w = window.panels.windows[key]
+        assert w.isVisible() and w.panel.ws_root == window.ws.root
+        window.panels.actions[key].trigger()  # a second time: the same window
+        assert window.panels.windows[key] is w
+    review = window.panels.windows["review"].panel
+    wait_until(lambda: review.run in ("baseline", "ss"))
+    window.panels.shutdown()
+    assert not window.panels.windows
