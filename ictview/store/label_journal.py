@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ictview.errors import IctviewError
+from ictview.store.arrays import fsync_dir
 from ictview.store.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -114,14 +115,6 @@ def decode_payload(payload: bytes) -> JournalRecord:
     if pos != len(payload):
         raise ValueError("trailing bytes in journal record")
     return JournalRecord(seq, seconds, patches)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LabelJournal:
@@ -208,7 +201,7 @@ class LabelJournal:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         old = getattr(self, "_fh", None)
         self._fh = open(self.path, "r+b")
         self._fh.seek(0, os.SEEK_END)
