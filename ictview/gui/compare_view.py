@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from ictview.core import overlay as ov
 from ictview.core.window import WINDOW_PRESETS
@@ -208,19 +208,13 @@ class CompareView(QtWidgets.QWidget):
             v.cursor_moved.connect(lambda z, r, c, v=v, layer=layer: self._cursor(v, layer, z, r, c))
         for v in (self.view_a, self.view_b):
             v.set_opacity(0.7)
-        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        self._keys = []
         keys = {"Up": lambda: self.view_a.step_slice(1), "Down": lambda: self.view_a.step_slice(-1),
                 "PgUp": lambda: self.view_a.step_slice(5),
                 "PgDown": lambda: self.view_a.step_slice(-5),
                 "Ctrl+Down": lambda: self.step_exam(1), "Ctrl+Up": lambda: self.step_exam(-1)}
         for i, name in enumerate(WINDOW_PRESETS, start=1):
             keys[str(i)] = lambda n=name: self.view_a.set_preset(n)
-        for seq, fn in keys.items():
-            sc = QtGui.QShortcut(QtGui.QKeySequence(seq), self)
-            sc.setContext(ctx)
-            sc.activated.connect(fn)
-            self._keys.append(sc)
+        self._keys = pc.add_shortcuts(self, keys)
 
     # ---- runs and exams ---------------------------------------------------------------------------
 
@@ -294,24 +288,15 @@ class CompareView(QtWidgets.QWidget):
         self._select_current()
 
     def _select_current(self) -> None:
-        for i in range(self.table.rowCount()):
-            if self.table.item(i, 0).text() == self.exam:
-                self.table.blockSignals(True)
-                self.table.selectRow(i)
-                self.table.blockSignals(False)
-                return
+        pc.select_exam_row(self.table, self.exam)
 
     def _row_selected(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        if rows:
-            self.open_exam(self.table.item(rows[0].row(), 0).text())
+        exam = pc.selected_exam(self.table)
+        if exam is not None:
+            self.open_exam(exam)
 
     def step_exam(self, delta: int) -> None:
-        n = self.table.rowCount()
-        rows = self.table.selectionModel().selectedRows()
-        i = rows[0].row() if rows else -1
-        if n:
-            self.table.selectRow(int(np.clip(i + delta, 0, n - 1)))
+        pc.step_row(self.table, delta)
 
     def open_exam(self, exam: str) -> bool:
         if exam == self.exam:

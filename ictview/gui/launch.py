@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ictview.errors import IctviewError
 
-SCREENSHOT_SIZE = (1600, 1000)
 DEMO_RATER = "demo-rater"
 
 
@@ -23,10 +22,9 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
         from ictview.gui.app import use_offscreen_platform
 
         use_offscreen_platform()
-    from PySide6 import QtCore, QtWidgets
-
     from ictview.gui.app import ensure_app, settings
     from ictview.gui.main_window import MainWindow, recent_workspaces
+    from ictview.gui.shared_screenshot import dispose
 
     app = ensure_app()
     win = MainWindow(headless=screenshot is not None)
@@ -64,11 +62,7 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
         print(f"ictview: {e}", file=sys.stderr)
         return 2
     finally:
-        win.shutdown()
-        win.close()
-        win.deleteLater()
-        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
-        QtWidgets.QApplication.processEvents()
+        dispose(win)
 
 
 def stored_rater() -> str:
@@ -108,24 +102,14 @@ def first_labelled_exam(win) -> str | None:
 
 
 def save_screenshot(app, win, path: Path) -> int:
-    from PySide6 import QtCore
+    """Render a painting window (main or test-retest) with its cursor on the labels."""
+    from ictview.gui.shared_screenshot import grab_png
 
-    win.resize(*SCREENSHOT_SIZE)
-    win.show()
-    # let layouts settle and the view fit the resized canvas before grabbing
-    for _ in range(3):
-        app.processEvents()
-    win.slice_view.fit()
-    show_cursor_on_labels(win)
-    app.processEvents()
-    QtCore.QCoreApplication.sendPostedEvents()
-    image = win.grab().toImage()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not image.save(str(path), "PNG"):
-        raise IctviewError(f"{path}: could not write the screenshot")
-    print(f"screenshot: {path} ({image.width()}x{image.height()})")
-    return 0
+    def prepare() -> None:
+        win.slice_view.fit()
+        show_cursor_on_labels(win)
+
+    return grab_png(app, win, path, prepare)
 
 
 def show_cursor_on_labels(win) -> None:

@@ -9,7 +9,6 @@ exam or the window waits for pending saves.
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 
@@ -24,26 +23,15 @@ from ictview.errors import IctviewError
 from ictview.gui.app import settings
 from ictview.gui.exam_list import ExamListPanel
 from ictview.gui.panels_host import PanelsHost
+from ictview.gui.shared_annotation import AnnotationHost, preset_of
 from ictview.gui.slice_view import SliceView
 from ictview.gui.status import StatusBar
 from ictview.gui.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
 from ictview.store.workspace import Workspace
 
-log = logging.getLogger(__name__)
 Qt = QtCore.Qt
 MAX_RECENT = 8
 EMPTY_START = "Empty"
-# tool/display settings that follow the rater from exam to exam
-CARRIED = ("label_value", "tool", "brush_radius_mm", "hu_limited", "hu_range", "protect_others",
-           "fill_mode", "opacity", "labels_visible", "window")
-
-
-def preset_of(window: tuple[float, float]) -> str:
-    for name, cw in WINDOW_PRESETS.items():
-        if tuple(map(float, cw)) == tuple(map(float, window)):
-            return name
-    return ""
-
 
 def labelled_voxels(model: AnnotationModel) -> int:
     """Voxels holding a hemorrhage class (the model keeps the counts: no volume scan)."""
@@ -57,7 +45,7 @@ class _Bridge(QtCore.QObject):
     loaded = QtCore.Signal(object, object)  # (token, model or exception)
 
 
-class MainWindow(QtWidgets.QMainWindow):
+class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
     # exams with more voxels than this are opened on a worker thread (a 40-slice 512x512
     # exam opens in well under the 300 ms budget, so it stays synchronous and simple)
     sync_open_max_voxels = 120 * 512 * 512
@@ -250,15 +238,7 @@ class MainWindow(QtWidgets.QMainWindow):
             tb.addWidget(b)
 
     def _connect(self) -> None:
-        v = self.slice_view
-        v.stroke_started.connect(self._stroke_started)
-        v.stroke_moved.connect(self._stroke_moved)
-        v.stroke_finished.connect(self._stroke_finished)
-        v.fill_clicked.connect(self._fill_clicked)
-        v.polygon_closed.connect(self._polygon_closed)
-        v.cursor_moved.connect(self._cursor_moved)
-        v.slice_changed.connect(self._slice_changed)
-        v.window_changed.connect(self._window_changed)
+        self._connect_slice_view()
         self.exam_list.exam_activated.connect(self.open_exam)
         self.labelset_combo.activated.connect(
             lambda i: self.set_labelset(self.labelset_combo.itemData(i))
@@ -448,30 +428,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.slice_view.placeholder.setText(f"Loading {exam}…")
 
     def _bind(self, model: AnnotationModel) -> None:
-        self.model = model
-        for attr, value in self._carried.items():
-            try:
-                setattr(model, attr, value)
-            except (ValueError, TypeError):
-                pass
-        if "label_value" not in self._carried:
-            # first exam of the session: start on the class already drawn most
-            counts = model.voxel_counts()
-            present = [(counts.get(v, 0), v) for v in BY_VALUE if counts.get(v, 0)]
-            if present:
-                model.label_value = max(present)[1]
-        model.on_labels_changed.append(self.slice_view.refresh_labels)
-        model.on_state_changed.append(self._sync_from_model)
-        model.on_saved.append(self._bridge.saved.emit)  # saver thread -> queued to the GUI
+        self._attach_model(model)
         self.tool_panel.bind(model)
         self.tool_panel.setEnabled(not model.read_only)
         self.slice_view.set_editable(not model.read_only)
         e = self.ws.exam(model.exam) if self.ws else None
-        counts = np.count_nonzero(model.labels.reshape(model.labels.shape[0], -1), axis=1)
-        z = int(np.argmax(counts)) if counts.any() else model.hu.shape[0] // 2
-        self.slice_view.set_volume(model.hu, model.labels, model.spacing[1:], z=z)
-        if model.geometry is not None:
-            self.slice_view.set_orientation(model.geometry.row_dir, model.geometry.col_dir)
+        self._show_volume(model)
         self._sync_from_model()
         if e is not None:
             sz, sy, sx = e.spacing
@@ -511,11 +473,7 @@ class MainWindow(QtWidgets.QMainWindow):
         model, self.model = self.model, None
         if model is None:
             return
-        self._carried = {attr: getattr(model, attr) for attr in CARRIED}
-        self.tool_panel.bind(None)
-        model.on_labels_changed.clear()
-        model.on_state_changed.clear()
-        model.on_saved.clear()
+        self._detach_model(model)
         try:
             model.close()
         except Exception as err:  # noqa: BLE001 - the journal still holds the work
@@ -535,52 +493,7 @@ class MainWindow(QtWidgets.QMainWindow):
         i = names.index(cur) + delta if cur in names else 0
         self.open_exam(names[int(np.clip(i, 0, len(names) - 1))])
 
-    # ---- view -> model -------------------------------------------------------------------------
-
-    def _stroke_started(self, z: int, y: float, x: float, erase: bool) -> None:
-        if self.model is not None:
-            self.model.begin_stroke(erase=True if erase else None)
-            self.model.paint_to(z, y, x)
-
-    def _stroke_moved(self, z: int, y: float, x: float) -> None:
-        if self.model is not None and self.model.in_stroke:
-            self.model.paint_to(z, y, x)
-
-    def _stroke_finished(self) -> None:
-        if self.model is not None and self.model.in_stroke:
-            self.model.end_stroke()  # the autosave point (journal append, background save)
-
-    def _fill_clicked(self, z: int, y: float, x: float) -> None:
-        if self.model is not None:
-            if self.model.flood_fill(z, int(round(y)), int(round(x))) is None:
-                lo, hi = self.model.hu_range
-                self.status.showMessage(
-                    f"Nothing filled: the pixel is outside {lo:.0f}–{hi:.0f} HU or protected",
-                    4000,
-                )
-
-    def _polygon_closed(self, z: int, pts) -> None:
-        if self.model is not None:
-            self.model.polygon_fill(z, pts)
-
-    def _cursor_moved(self, z: int, row: int, col: int) -> None:
-        if self.model is None:
-            self.status.show_cursor(None, None, None)
-            return
-        inside = row >= 0
-        pixel = (z, row, col) if inside else None
-        self.status.show_cursor(self.model.hu, pixel, self.model.spacing, self.model.labels)
-        self.model.touch()
-
-    def _slice_changed(self, z: int) -> None:
-        self.status.show_slice(z, self.slice_view.n_slices)
-        if self.model is not None:
-            self.model.touch()
-
-    def _window_changed(self, center: float, width: float, preset: str) -> None:
-        if self.model is not None:
-            self.model.window = (center, width)
-        self._show_window(center, width, preset)
+    # ---- view -> model (gestures: AnnotationHost) ----------------------------------------------
 
     def _show_window(self, center: float, width: float, preset: str) -> None:
         self.status.show_window(center, width, preset)
@@ -603,14 +516,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def redo(self) -> None:
         if self.model is not None:
             self.model.redo()
-
-    def _model_call(self, method: str) -> None:
-        if self.model is not None:
-            getattr(self.model, method)()
-
-    def _set_model(self, attr: str, value) -> None:
-        if self.model is not None:
-            setattr(self.model, attr, value)
 
     def _toggle(self, attr: str) -> None:
         if self.model is not None:
@@ -639,25 +544,7 @@ class MainWindow(QtWidgets.QMainWindow):
             v.set_window(center, width, preset_of(m.window))
         else:
             self._show_window(center, width, preset_of(m.window))
-        if (m.fill_mode == "outline") != v.outline_mode:
-            v.set_outline_mode(m.fill_mode == "outline")
-        if m.opacity != v.opacity:
-            v.set_opacity(m.opacity)
-        v.label_item.setVisible(m.labels_visible)
-        view_tool = "brush" if m.tool in ("brush", "eraser") else m.tool
-        if view_tool != v.tool:
-            v.set_tool(view_tool)
-        color = QtGui.QColor(*BY_VALUE[m.label_value].color)
-        v.set_brush(m.brush_radii_px, color, m.tool == "eraser")
-        c = BY_VALUE[m.label_value]
-        radius = f"{m.brush_radius_mm:.1f} mm"
-        tool = {"brush": f"Brush {radius}", "eraser": f"Eraser {radius}",
-                "fill": "Flood fill", "polygon": "Polygon"}[m.tool]
-        hu = ""
-        if m.hu_limited or m.tool == "fill":
-            hu = f" · {m.hu_range[0]:.0f}–{m.hu_range[1]:.0f} HU"
-        rgb = "#%02x%02x%02x" % c.color
-        v.set_bottom_right(f"<span style='color:{rgb}'>■</span> {c.code} · {tool}{hu}")
+        self._sync_view_tools(m)
         self.actions_by_key["outline"].setChecked(m.fill_mode == "outline")
         self.actions_by_key["labels_visible"].setChecked(m.labels_visible)
         self.actions_by_key["hu_limit"].setChecked(m.hu_limited)
@@ -721,14 +608,7 @@ class MainWindow(QtWidgets.QMainWindow):
         dialog.exec()
         dialog.deleteLater()
 
-    # ---- errors and closing -----------------------------------------------------------------
-
-    def report_error(self, message: str) -> None:
-        self.last_error = message
-        log.warning("%s", message)
-        self.status.showMessage(message, 10000)
-        if not self.headless:
-            QtWidgets.QMessageBox.warning(self, "ictview", message)
+    # ---- closing (errors: AnnotationHost.report_error) ---------------------------------------
 
     def shutdown(self) -> None:
         """Close the exam (waiting for saves) and the workspace. Safe to call twice."""

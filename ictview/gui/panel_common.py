@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: I001  (before pyqtgraph)
 import pyqtgraph as pg
 
 from ictview.gui.app import COLORS
+from ictview.study import ranker_review as rr
 
 Qt = QtCore.Qt
 # distinguishable on the dark background, none of them the overlay's red/green/yellow
@@ -134,3 +135,70 @@ def legend_swatch(rgb: tuple[int, int, int], text: str, hatched: bool = False) -
     lay.addWidget(sw)
     lay.addWidget(QtWidgets.QLabel(text), 1)
     return w
+
+
+# ---- shared behaviour of the panels ------------------------------------------------------------
+
+
+def add_shortcuts(widget: QtWidgets.QWidget, keys) -> list[QtGui.QShortcut]:
+    """Key sequence -> slot (a dict or (seq, fn) pairs), active while the focus is inside
+    `widget` (several panels live in one window). Keep the list: Qt owns nothing else."""
+    ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
+    out = []
+    for seq, fn in (keys.items() if isinstance(keys, dict) else keys):
+        sc = QtGui.QShortcut(QtGui.QKeySequence(seq), widget)
+        sc.setContext(ctx)
+        sc.activated.connect(fn)
+        out.append(sc)
+    return out
+
+
+def fill_run_combo(combo: QtWidgets.QComboBox, runs: list[str], prefer: str = "") -> str:
+    """Fill `combo` with `runs` (no signals); select and return `prefer` if listed, else the
+    latest run; "" when there is none."""
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(runs)
+    combo.blockSignals(False)
+    if not runs:
+        return ""
+    pick = prefer if prefer in runs else runs[-1]
+    combo.setCurrentText(pick)
+    return pick
+
+
+def select_exam_row(table: QtWidgets.QTableWidget, exam: str) -> None:
+    """Select the row whose first column is `exam`, without signalling a new selection."""
+    for i in range(table.rowCount()):
+        if table.item(i, 0).text() == exam:
+            table.blockSignals(True)
+            table.selectRow(i)
+            table.blockSignals(False)
+            return
+
+
+def selected_exam(table: QtWidgets.QTableWidget) -> str | None:
+    rows = table.selectionModel().selectedRows()
+    return table.item(rows[0].row(), 0).text() if rows else None
+
+
+def step_row(table: QtWidgets.QTableWidget, delta: int) -> None:
+    """Select the row `delta` below (above) the selected one, clamped to the table."""
+    n = table.rowCount()
+    if not n:
+        return
+    rows = table.selectionModel().selectedRows()
+    i = rows[0].row() if rows else -1
+    table.selectRow(min(max(i + delta, 0), n - 1))
+
+
+def ranker_spins(c_step: float) -> tuple[QtWidgets.QDoubleSpinBox, ...]:
+    """The C (top % positive), K hi and K lo inputs of a ranker choice, at the defaults."""
+    c = QtWidgets.QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0, singleStep=c_step,
+                                 suffix=" %")
+    khi = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.05)
+    klo = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.05)
+    c.setValue(rr.DEFAULT_C)
+    khi.setValue(rr.DEFAULT_K_HI)
+    klo.setValue(rr.DEFAULT_K_LO)
+    return c, khi, klo

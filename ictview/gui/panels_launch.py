@@ -11,7 +11,6 @@ from pathlib import Path
 from ictview.errors import IctviewError
 
 VIEWS = ("training", "ranker", "review", "compare", "dashboard")
-SIZE = (1600, 1000)
 
 
 def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None = None,
@@ -20,9 +19,8 @@ def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None =
     from ictview.gui.app import use_offscreen_platform
 
     use_offscreen_platform()
-    from PySide6 import QtCore, QtWidgets
-
     from ictview.gui.app import ensure_app
+    from ictview.gui.shared_screenshot import dispose, grab_png
 
     app = ensure_app()
     panel = None
@@ -33,30 +31,12 @@ def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None =
         if not workspace.is_dir():
             raise IctviewError(f"{workspace}: workspace folder not found")
         panel = _build(view, workspace, run, exam)
-        panel.resize(*SIZE)
-        panel.show()
-        for _ in range(3):
-            app.processEvents()
-        _settle(view, panel)
-        app.processEvents()
-        QtCore.QCoreApplication.sendPostedEvents()
-        image = panel.grab().toImage()
-        out_png = Path(out_png)
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        if not image.save(str(out_png), "PNG"):
-            raise IctviewError(f"{out_png}: could not write the screenshot")
-        print(f"screenshot: {out_png} ({image.width()}x{image.height()})")
-        return 0
+        return grab_png(app, panel, out_png, lambda: _settle(view, panel))
     except IctviewError as e:
         print(f"ictview: {e}", file=sys.stderr)
         return 2
     finally:
-        if panel is not None:
-            panel.shutdown()
-            panel.close()
-            panel.deleteLater()
-        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
-        QtWidgets.QApplication.processEvents()
+        dispose(panel)
 
 
 def _build(view: str, ws: Path, run: str | None, exam: str | None):

@@ -181,15 +181,7 @@ class RankerPanel(QtWidgets.QWidget):
             "Marked images below the cut: blood / marked (hemorrhage this C would drop)")
         self.table.horizontalHeaderItem(3).setToolTip("Your marks on images ranked positive at C")
         self.table.setMinimumHeight(200)
-        self.c_spin = QtWidgets.QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0,
-                                               singleStep=1.0, suffix=" %")
-        self.khi_spin = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0,
-                                                 singleStep=0.05)
-        self.klo_spin = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0,
-                                                 singleStep=0.05)
-        self.c_spin.setValue(rr.DEFAULT_C)
-        self.khi_spin.setValue(rr.DEFAULT_K_HI)
-        self.klo_spin.setValue(rr.DEFAULT_K_LO)
+        self.c_spin, self.khi_spin, self.klo_spin = pc.ranker_spins(c_step=1.0)
         self.save_button = QtWidgets.QPushButton("Use for the next student run")
         self.choice_label = pc.muted()
         choice = QtWidgets.QGroupBox("CHOICE")
@@ -299,32 +291,21 @@ class RankerPanel(QtWidgets.QWidget):
         self.show_below.toggled.connect(lambda _on: self.reload_tiles())
         self.save_button.clicked.connect(self.save_choice)
         self.table.itemSelectionChanged.connect(self._table_row)
-        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        self._keys = []
-        for seq, fn in (("T", lambda: self.mark_selected(1)), ("F", lambda: self.mark_selected(0)),
-                        ("Delete", lambda: self.mark_selected(None)),
-                        ("Right", lambda: self.move_selection(1)),
-                        ("Left", lambda: self.move_selection(-1))):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(seq), self)
-            sc.setContext(ctx)
-            sc.activated.connect(fn)
-            self._keys.append(sc)
+        self._keys = pc.add_shortcuts(self, (
+            ("T", lambda: self.mark_selected(1)), ("F", lambda: self.mark_selected(0)),
+            ("Delete", lambda: self.mark_selected(None)),
+            ("Right", lambda: self.move_selection(1)), ("Left", lambda: self.move_selection(-1))))
 
     # ---- data -----------------------------------------------------------------------------------
 
     def load_runs(self, prefer: str = "") -> None:
         runs = [r["name"] for r in self.ws.runs() if r["kind"] == "pseudolabel"
                 and self.ws.predicted_exams(r["name"])]
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        self.run_combo.addItems(runs)
-        self.run_combo.blockSignals(False)
-        if not runs:
+        pick = pc.fill_run_combo(self.run_combo, runs, prefer)
+        if not pick:
             self.run_info.setText("No pseudo-label run yet: Training ▸ Training runs, "
                                   "command Pseudo-label.")
             return
-        pick = prefer if prefer in runs else runs[-1]
-        self.run_combo.setCurrentText(pick)
         self.set_run(pick)
 
     def set_run(self, run: str) -> None:

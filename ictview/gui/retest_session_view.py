@@ -20,11 +20,9 @@ is written).
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ictview.core.annotation import AnnotationModel
@@ -32,6 +30,8 @@ from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
 from ictview.gui.retest_panel import RetestBanner, RetestMessagePage, RetestPanel
+from ictview.gui.shared_screenshot import SCREENSHOT_SIZE, dispose
+from ictview.gui.shared_annotation import AnnotationHost, preset_of
 from ictview.gui.slice_view import SliceView
 from ictview.gui.status import StatusBar
 from ictview.gui.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
@@ -41,26 +41,16 @@ from ictview.study.clock import Clock, SystemClock, human, human_duration
 from ictview.study.retest_plan import load_study
 from ictview.study.retest_session import RetestSession, availability
 
-log = logging.getLogger(__name__)
 Qt = QtCore.Qt
-SCREENSHOT_SIZE = (1600, 1000)
-# tool/display settings that follow the rater from exam to exam (as in the main window)
-CARRIED = ("label_value", "tool", "brush_radius_mm", "hu_limited", "hu_range", "protect_others",
-           "fill_mode", "opacity", "labels_visible", "window")
-
-
-def _preset_of(window: tuple[float, float]) -> str:
-    for name, cw in WINDOW_PRESETS.items():
-        if tuple(map(float, cw)) == tuple(map(float, window)):
-            return name
-    return ""
 
 
 class _Bridge(QtCore.QObject):
     saved = QtCore.Signal(int)  # from the model's saver thread, queued to the GUI thread
 
 
-class RetestSessionWindow(QtWidgets.QMainWindow):
+class RetestSessionWindow(AnnotationHost, QtWidgets.QMainWindow):
+    error_title = "ictview — test-retest"
+
     exam_opened = QtCore.Signal(str)
 
     def __init__(self, workspace: Path | str, study: str, rater: str, *,
@@ -167,15 +157,7 @@ class RetestSessionWindow(QtWidgets.QMainWindow):
             add(f"tool_{tool}", lambda _=False, t=tool: self._set_model("tool", t), [key])
 
     def _connect(self) -> None:
-        v = self.slice_view
-        v.stroke_started.connect(self._stroke_started)
-        v.stroke_moved.connect(self._stroke_moved)
-        v.stroke_finished.connect(self._stroke_finished)
-        v.fill_clicked.connect(self._fill_clicked)
-        v.polygon_closed.connect(self._polygon_closed)
-        v.cursor_moved.connect(self._cursor_moved)
-        v.slice_changed.connect(self._slice_changed)
-        v.window_changed.connect(self._window_changed)
+        self._connect_slice_view()
         self.panel.done.clicked.connect(self.done_next)
         self.page.start_clicked.connect(self.start_repetition)
 
@@ -301,11 +283,7 @@ class RetestSessionWindow(QtWidgets.QMainWindow):
         model, self.model = self.model, None
         if model is None:
             return
-        self._carried = {attr: getattr(model, attr) for attr in CARRIED}
-        self.tool_panel.bind(None)
-        model.on_labels_changed.clear()
-        model.on_state_changed.clear()
-        model.on_saved.clear()
+        self._detach_model(model)
         model.close()
         self.slice_view.clear()
         if model.save_error is not None:
@@ -321,30 +299,12 @@ class RetestSessionWindow(QtWidgets.QMainWindow):
                            "labels": model.labels, "hu": model.hu})  # fmt: skip
 
     def _bind(self, model: AnnotationModel) -> None:
-        self.model = model
         self._seconds_at_open = model.seconds_on_task
-        for attr, value in self._carried.items():
-            try:
-                setattr(model, attr, value)
-            except (ValueError, TypeError):
-                pass
-        if "label_value" not in self._carried:
-            # first exam shown: start on the class already drawn most (resuming an exam)
-            counts = model.voxel_counts()
-            present = [(counts.get(v, 0), v) for v in BY_VALUE if counts.get(v, 0)]
-            if present:
-                model.label_value = max(present)[1]
-        model.on_labels_changed.append(self.slice_view.refresh_labels)
-        model.on_state_changed.append(self._sync_from_model)
-        model.on_saved.append(self._bridge.saved.emit)
+        self._attach_model(model)
         self._give("tool_panel", model)
         self.tool_panel.bind(model)
-        counts = np.count_nonzero(model.labels.reshape(model.labels.shape[0], -1), axis=1)
-        z = int(np.argmax(counts)) if counts.any() else model.hu.shape[0] // 2
         self._give("slice_view", model)
-        self.slice_view.set_volume(model.hu, model.labels, model.spacing[1:], z=z)
-        if model.geometry is not None:
-            self.slice_view.set_orientation(model.geometry.row_dir, model.geometry.col_dir)
+        self._show_volume(model)
         self._sync_from_model()
         self._show_progress()
         self.slice_view.canvas.setFocus()
@@ -396,25 +356,8 @@ class RetestSessionWindow(QtWidgets.QMainWindow):
             return
         center, width = m.window
         if (center, width) != (v.center, v.width):
-            v.set_window(center, width, _preset_of(m.window))
-        if (m.fill_mode == "outline") != v.outline_mode:
-            v.set_outline_mode(m.fill_mode == "outline")
-        if m.opacity != v.opacity:
-            v.set_opacity(m.opacity)
-        v.label_item.setVisible(m.labels_visible)
-        view_tool = "brush" if m.tool in ("brush", "eraser") else m.tool
-        if view_tool != v.tool:
-            v.set_tool(view_tool)
-        c = BY_VALUE[m.label_value]
-        v.set_brush(m.brush_radii_px, QtGui.QColor(*c.color), m.tool == "eraser")
-        tool = {"brush": f"Brush {m.brush_radius_mm:.1f} mm",
-                "eraser": f"Eraser {m.brush_radius_mm:.1f} mm",
-                "fill": "Flood fill", "polygon": "Polygon"}[m.tool]  # fmt: skip
-        hu = ""
-        if m.hu_limited or m.tool == "fill":
-            hu = f" · {m.hu_range[0]:.0f}–{m.hu_range[1]:.0f} HU"
-        rgb = "#%02x%02x%02x" % c.color
-        v.set_bottom_right(f"<span style='color:{rgb}'>■</span> {c.code} · {tool}{hu}")
+            v.set_window(center, width, preset_of(m.window))
+        self._sync_view_tools(m)
         self.status.show_window(v.center, v.width, v.preset)
         self.actions_by_key["undo"].setEnabled(m.can_undo and not m.read_only)
         self.actions_by_key["redo"].setEnabled(m.can_redo and not m.read_only)
@@ -429,69 +372,13 @@ class RetestSessionWindow(QtWidgets.QMainWindow):
         else:
             self._update_meta()
 
-    def _stroke_started(self, z: int, y: float, x: float, erase: bool) -> None:
-        if self.model is not None:
-            self.model.begin_stroke(erase=True if erase else None)
-            self.model.paint_to(z, y, x)
-
-    def _stroke_moved(self, z: int, y: float, x: float) -> None:
-        if self.model is not None and self.model.in_stroke:
-            self.model.paint_to(z, y, x)
-
-    def _stroke_finished(self) -> None:
-        if self.model is not None and self.model.in_stroke:
-            self.model.end_stroke()  # autosave point
-
-    def _fill_clicked(self, z: int, y: float, x: float) -> None:
-        m = self.model
-        if m is not None and m.flood_fill(z, int(round(y)), int(round(x))) is None:
-            lo, hi = m.hu_range
-            self.status.showMessage(
-                f"Nothing filled: the pixel is outside {lo:.0f}–{hi:.0f} HU or protected", 4000
-            )
-
-    def _polygon_closed(self, z: int, pts) -> None:
-        if self.model is not None:
-            self.model.polygon_fill(z, pts)
-
-    def _cursor_moved(self, z: int, row: int, col: int) -> None:
-        m = self.model
-        if m is None:
-            self.status.show_cursor(None, None, None)
-            return
-        self.status.show_cursor(m.hu, (z, row, col) if row >= 0 else None, m.spacing, m.labels)
-        m.touch()
-
-    def _slice_changed(self, z: int) -> None:
-        self.status.show_slice(z, self.slice_view.n_slices)
-        if self.model is not None:
-            self.model.touch()
-
-    def _window_changed(self, center: float, width: float, preset: str) -> None:
-        if self.model is not None:
-            self.model.window = (center, width)
-        self.status.show_window(center, width, preset)
+    # view gestures -> model calls: AnnotationHost
 
     def set_preset(self, name: str) -> None:
         if self.model is not None:
             self.model.set_window_preset(name)
 
-    def _model_call(self, method: str) -> None:
-        if self.model is not None:
-            getattr(self.model, method)()
-
-    def _set_model(self, attr: str, value) -> None:
-        if self.model is not None:
-            setattr(self.model, attr, value)
-
-    # ---- errors and closing ---------------------------------------------------------------
-
-    def report_error(self, message: str) -> None:
-        self.last_error = message
-        log.warning("%s", message)
-        self.status.showMessage(message, 10000)
-        if not self.headless:
-            QtWidgets.QMessageBox.warning(self, "ictview — test-retest", message)
+    # ---- closing (errors: AnnotationHost.report_error) -----------------------------------
 
     def shutdown(self) -> None:
         """Close the exam (saves, time on task) and the workspace. Safe to call twice."""
@@ -530,35 +417,14 @@ def run_retest_gui(workspace: Path | str, study: str, rater: str, screenshot: Pa
         win = RetestSessionWindow(workspace, study, rater, clock=clock,
                                   headless=screenshot is not None, preview=screenshot is not None)
         if screenshot is not None:
-            return _save_screenshot(app, win, Path(screenshot))
+            from ictview.gui.launch import save_screenshot
+
+            return save_screenshot(app, win, Path(screenshot))
         win.show()
         return app.exec()
     except IctviewError as e:
         print(f"ictview retest: {e}", file=sys.stderr)
         return 2
     finally:
-        if win is not None:
-            win.shutdown()
-            win.close()
-            win.deleteLater()
-        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
-        QtWidgets.QApplication.processEvents()
+        dispose(win)
 
-
-def _save_screenshot(app, win: RetestSessionWindow, path: Path) -> int:
-    from ictview.gui.launch import show_cursor_on_labels
-
-    win.resize(*SCREENSHOT_SIZE)
-    win.show()
-    for _ in range(3):
-        app.processEvents()
-    win.slice_view.fit()
-    show_cursor_on_labels(win)
-    app.processEvents()
-    QtCore.QCoreApplication.sendPostedEvents()
-    image = win.grab().toImage()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not image.save(str(path), "PNG"):
-        raise IctviewError(f"{path}: could not write the screenshot")
-    print(f"screenshot: {path} ({image.width()}x{image.height()})")
-    return 0

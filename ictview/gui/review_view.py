@@ -234,7 +234,6 @@ class ReviewView(QtWidgets.QWidget):
         self._opacity_changed(self.opacity.value())
 
     def _shortcuts(self) -> None:
-        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
         keys = {
             "F": lambda: self.jump(ov.FP, True), "Shift+F": lambda: self.jump(ov.FP, False),
             "N": lambda: self.jump(ov.FN, True), "Shift+N": lambda: self.jump(ov.FN, False),
@@ -246,27 +245,17 @@ class ReviewView(QtWidgets.QWidget):
         }
         for i, name in enumerate(WINDOW_PRESETS, start=1):
             keys[str(i)] = lambda n=name: self.view.set_preset(n)
-        self._keys = []
-        for seq, fn in keys.items():
-            sc = QtGui.QShortcut(QtGui.QKeySequence(seq), self)
-            sc.setContext(ctx)
-            sc.activated.connect(fn)
-            self._keys.append(sc)
+        self._keys = pc.add_shortcuts(self, keys)
 
     # ---- data -----------------------------------------------------------------------------------
 
     def load_runs(self, prefer: str = "") -> None:
         runs = [r["name"] for r in rv.prediction_runs(self.ws)]
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        self.run_combo.addItems(runs)
-        self.run_combo.blockSignals(False)
-        if not runs:
+        pick = pc.fill_run_combo(self.run_combo, runs, prefer)
+        if not pick:
             self.view.placeholder.setText("No run has predictions yet: train and evaluate a "
                                           "model (Training ▸ Training runs)")
             return
-        pick = prefer if prefer in runs else runs[-1]
-        self.run_combo.setCurrentText(pick)
         self.set_run(pick)
 
     def set_run(self, run: str) -> None:
@@ -314,25 +303,15 @@ class ReviewView(QtWidgets.QWidget):
         self._select_current()
 
     def _select_current(self) -> None:
-        for i in range(self.table.rowCount()):
-            if self.table.item(i, 0).text() == self.exam:
-                self.table.blockSignals(True)
-                self.table.selectRow(i)
-                self.table.blockSignals(False)
-                return
+        pc.select_exam_row(self.table, self.exam)
 
     def _row_selected(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        if rows:
-            self.open_exam(self.table.item(rows[0].row(), 0).text())
+        exam = pc.selected_exam(self.table)
+        if exam is not None:
+            self.open_exam(exam)
 
     def step_exam(self, delta: int) -> None:
-        n = self.table.rowCount()
-        if not n:
-            return
-        rows = self.table.selectionModel().selectedRows()
-        i = rows[0].row() if rows else -1
-        self.table.selectRow(int(np.clip(i + delta, 0, n - 1)))
+        pc.step_row(self.table, delta)
 
     def open_exam(self, exam: str) -> bool:
         if exam == self.exam:

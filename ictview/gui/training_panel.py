@@ -216,15 +216,7 @@ class TrainingPanel(QtWidgets.QWidget):
 
         # the ranker choice the student will use
         self.ranker_box = QtWidgets.QGroupBox("RANKER (STUDENT)")
-        self.c_spin = QtWidgets.QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0,
-                                               singleStep=5.0, suffix=" %")
-        self.khi_spin = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0,
-                                                 singleStep=0.05)
-        self.klo_spin = QtWidgets.QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0,
-                                                 singleStep=0.05)
-        self.c_spin.setValue(rr.DEFAULT_C)
-        self.khi_spin.setValue(rr.DEFAULT_K_HI)
-        self.klo_spin.setValue(rr.DEFAULT_K_LO)
+        self.c_spin, self.khi_spin, self.klo_spin = pc.ranker_spins(c_step=5.0)
         rl = QtWidgets.QGridLayout(self.ranker_box)
         for col, (lab, w) in enumerate((("C", self.c_spin), ("K hi", self.khi_spin),
                                         ("K lo", self.klo_spin))):

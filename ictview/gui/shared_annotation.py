@@ -1,0 +1,167 @@
+"""What the two painting windows (main window, test-retest session) share: binding an
+AnnotationModel to the SliceView + ToolPanel, and turning view gestures into model calls.
+
+`AnnotationHost` is a mixin for a QMainWindow that has `model`, `slice_view`, `tool_panel`,
+`status` (StatusBar), `_bridge` (with a `saved` signal), `_carried`, `headless` and
+`last_error`; the host defines `_sync_from_model` and may override `_show_window`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PySide6 import QtGui, QtWidgets
+
+from ictview.core.annotation import AnnotationModel
+from ictview.core.labels import BY_VALUE
+from ictview.core.window import WINDOW_PRESETS
+
+# tool/display settings that follow the rater from exam to exam
+CARRIED = ("label_value", "tool", "brush_radius_mm", "hu_limited", "hu_range", "protect_others",
+           "fill_mode", "opacity", "labels_visible", "window")
+
+
+def preset_of(window: tuple[float, float]) -> str:
+    for name, cw in WINDOW_PRESETS.items():
+        if tuple(map(float, cw)) == tuple(map(float, window)):
+            return name
+    return ""
+
+
+class AnnotationHost:
+    error_title = "ictview"  # title of the warning box (not shown headless)
+
+    # ---- model <-> views -------------------------------------------------------------------
+
+    def _connect_slice_view(self) -> None:
+        v = self.slice_view
+        v.stroke_started.connect(self._stroke_started)
+        v.stroke_moved.connect(self._stroke_moved)
+        v.stroke_finished.connect(self._stroke_finished)
+        v.fill_clicked.connect(self._fill_clicked)
+        v.polygon_closed.connect(self._polygon_closed)
+        v.cursor_moved.connect(self._cursor_moved)
+        v.slice_changed.connect(self._slice_changed)
+        v.window_changed.connect(self._window_changed)
+
+    def _attach_model(self, model: AnnotationModel) -> None:
+        """Carry the rater's settings over and listen to the model's events."""
+        self.model = model
+        for attr, value in self._carried.items():
+            try:
+                setattr(model, attr, value)
+            except (ValueError, TypeError):
+                pass
+        if "label_value" not in self._carried:
+            # first exam shown: start on the class already drawn most (resuming an exam)
+            counts = model.voxel_counts()
+            present = [(counts.get(v, 0), v) for v in BY_VALUE if counts.get(v, 0)]
+            if present:
+                model.label_value = max(present)[1]
+        model.on_labels_changed.append(self.slice_view.refresh_labels)
+        model.on_state_changed.append(self._sync_from_model)
+        model.on_saved.append(self._bridge.saved.emit)  # saver thread -> queued to the GUI
+
+    def _show_volume(self, model: AnnotationModel) -> None:
+        """Show the exam on the slice with the most labels (the middle one when none)."""
+        counts = np.count_nonzero(model.labels.reshape(model.labels.shape[0], -1), axis=1)
+        z = int(np.argmax(counts)) if counts.any() else model.hu.shape[0] // 2
+        self.slice_view.set_volume(model.hu, model.labels, model.spacing[1:], z=z)
+        if model.geometry is not None:
+            self.slice_view.set_orientation(model.geometry.row_dir, model.geometry.col_dir)
+
+    def _detach_model(self, model: AnnotationModel) -> None:
+        """Keep the rater's settings for the next exam and stop listening to `model`."""
+        self._carried = {attr: getattr(model, attr) for attr in CARRIED}
+        self.tool_panel.bind(None)
+        model.on_labels_changed.clear()
+        model.on_state_changed.clear()
+        model.on_saved.clear()
+
+    def _sync_view_tools(self, m: AnnotationModel) -> None:
+        """Overlay style, tool, brush cursor and the tool readout of the slice view."""
+        v = self.slice_view
+        if (m.fill_mode == "outline") != v.outline_mode:
+            v.set_outline_mode(m.fill_mode == "outline")
+        if m.opacity != v.opacity:
+            v.set_opacity(m.opacity)
+        v.label_item.setVisible(m.labels_visible)
+        view_tool = "brush" if m.tool in ("brush", "eraser") else m.tool
+        if view_tool != v.tool:
+            v.set_tool(view_tool)
+        c = BY_VALUE[m.label_value]
+        v.set_brush(m.brush_radii_px, QtGui.QColor(*c.color), m.tool == "eraser")
+        radius = f"{m.brush_radius_mm:.1f} mm"
+        tool = {"brush": f"Brush {radius}", "eraser": f"Eraser {radius}",
+                "fill": "Flood fill", "polygon": "Polygon"}[m.tool]
+        hu = ""
+        if m.hu_limited or m.tool == "fill":
+            hu = f" · {m.hu_range[0]:.0f}–{m.hu_range[1]:.0f} HU"
+        rgb = "#%02x%02x%02x" % c.color
+        v.set_bottom_right(f"<span style='color:{rgb}'>■</span> {c.code} · {tool}{hu}")
+
+    # ---- view -> model -------------------------------------------------------------------
+
+    def _stroke_started(self, z: int, y: float, x: float, erase: bool) -> None:
+        if self.model is not None:
+            self.model.begin_stroke(erase=True if erase else None)
+            self.model.paint_to(z, y, x)
+
+    def _stroke_moved(self, z: int, y: float, x: float) -> None:
+        if self.model is not None and self.model.in_stroke:
+            self.model.paint_to(z, y, x)
+
+    def _stroke_finished(self) -> None:
+        if self.model is not None and self.model.in_stroke:
+            self.model.end_stroke()  # the autosave point (journal append, background save)
+
+    def _fill_clicked(self, z: int, y: float, x: float) -> None:
+        m = self.model
+        if m is not None and m.flood_fill(z, int(round(y)), int(round(x))) is None:
+            lo, hi = m.hu_range
+            self.status.showMessage(
+                f"Nothing filled: the pixel is outside {lo:.0f}–{hi:.0f} HU or protected", 4000
+            )
+
+    def _polygon_closed(self, z: int, pts) -> None:
+        if self.model is not None:
+            self.model.polygon_fill(z, pts)
+
+    def _cursor_moved(self, z: int, row: int, col: int) -> None:
+        m = self.model
+        if m is None:
+            self.status.show_cursor(None, None, None)
+            return
+        self.status.show_cursor(m.hu, (z, row, col) if row >= 0 else None, m.spacing, m.labels)
+        m.touch()
+
+    def _slice_changed(self, z: int) -> None:
+        self.status.show_slice(z, self.slice_view.n_slices)
+        if self.model is not None:
+            self.model.touch()
+
+    def _window_changed(self, center: float, width: float, preset: str) -> None:
+        if self.model is not None:
+            self.model.window = (center, width)
+        self._show_window(center, width, preset)
+
+    def _show_window(self, center: float, width: float, preset: str) -> None:
+        self.status.show_window(center, width, preset)
+
+    def _model_call(self, method: str) -> None:
+        if self.model is not None:
+            getattr(self.model, method)()
+
+    def _set_model(self, attr: str, value) -> None:
+        if self.model is not None:
+            setattr(self.model, attr, value)
+
+    # ---- errors ----------------------------------------------------------------------------
+
+    def report_error(self, message: str) -> None:
+        self.last_error = message
+        logging.getLogger(type(self).__module__).warning("%s", message)  # the host's logger
+        self.status.showMessage(message, 10000)
+        if not self.headless:
+            QtWidgets.QMessageBox.warning(self, self.error_title, message)
