@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, metavar="PNG",
                    help="render the main window offscreen to PNG and exit")
     p.add_argument("--view", choices=PANELS,
-                   help="with --screenshot: render this panel instead of the main window")
+                   help="open this panel too (with --screenshot: render the panel alone)")
     p.add_argument("--run", help="with --view: the run the panel shows (default: the latest)")
 
     p = sub.add_parser("synth", help="write the synthetic four-site study as DICOM + label files")
@@ -220,13 +220,13 @@ def cmd_open(args) -> int:
 
     if args.workspace is not None and not (args.workspace / "workspace.sqlite").exists():
         raise IctviewError(f"{args.workspace}: not an ictview workspace (no workspace.sqlite)")
-    if args.view:
-        if args.screenshot is None or args.workspace is None:
-            raise IctviewError("--view needs a workspace and --screenshot PNG")
+    if args.view and args.screenshot is not None:
+        if args.workspace is None:
+            raise IctviewError("--view with --screenshot needs a workspace")
         from ictview.gui.panels_launch import render_panel
 
         return render_panel(args.workspace, args.view, args.screenshot, run=args.run, exam=args.exam)
-    return run_gui(args.workspace, screenshot=args.screenshot, exam=args.exam)
+    return run_gui(args.workspace, screenshot=args.screenshot, exam=args.exam, view=args.view)
 
 
 def cmd_bench(args) -> int:

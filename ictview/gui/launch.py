@@ -17,7 +17,9 @@ from ictview.errors import IctviewError
 DEMO_RATER = "demo-rater"
 
 
-def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | None = None) -> int:
+def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | None = None,
+            view: str | None = None) -> int:
+    """`view`: also open one of the panels (training, ranker, review, compare, dashboard)."""
     if screenshot is not None:
         from ictview.gui.app import use_offscreen_platform
 
@@ -57,6 +59,8 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
         if screenshot is not None:
             return save_screenshot(app, win, Path(screenshot))
         win.show()
+        if view is not None and win.ws is not None:
+            win.panels.open(view)
         return app.exec()
     except IctviewError as e:
         print(f"ictview: {e}", file=sys.stderr)
