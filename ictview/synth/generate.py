@@ -116,11 +116,14 @@ class _ExamSetup:
     thickness_mm: float
 
 
-def _render(setup: _ExamSetup, grid: anatomy.Grid, les: list[lesions.Lesion], with_labels: bool):
+def _render(setup: _ExamSetup, grid: anatomy.Grid, les: list[lesions.Lesion], with_labels: bool,
+            renderer: anatomy.HeadRenderer | None = None):
     """Ideal HU of the head's box, labels and intracranial fraction (full matrix) of every
-    slice of `grid`, and the box."""
+    slice of `grid`, and the box. A renderer of the same head and in-plane grid may be passed
+    in (its per-head textures are costly to set up): retries and the thin series reuse it."""
     n = grid.matrix
-    renderer = anatomy.HeadRenderer(setup.head, grid)
+    if renderer is None:
+        renderer = anatomy.HeadRenderer(setup.head, grid)
     crop = renderer.crop
     ideal = np.empty((grid.slices, *renderer.shape), dtype=np.float32)
     labels = np.zeros((grid.slices, n, n), dtype=np.uint8) if with_labels else None
@@ -223,8 +226,9 @@ def synth_exam(plan: ExamPlan, size: Preset, seed: int, out: Path) -> ExamResult
     les_size = float(rng.uniform(0.3, 0.6)) if rng.random() < 0.25 else 1.0
     les = _draw_lesions(plan, rng, setup, grid, les_size)
     min_px = _min_pixels(size.matrix)
+    renderer = anatomy.HeadRenderer(head, grid)
     for attempt in range(6):
-        ideal, labels, ic, crop = _render(setup, grid, les, True)
+        ideal, labels, ic, crop = _render(setup, grid, les, True, renderer)
         if not site.skull:  # the stripped edge may still cut a lesion: checked again below
             labels[ic < 0.5] = 0
         counts = np.bincount(labels.ravel(), minlength=6)
@@ -298,7 +302,7 @@ def synth_exam(plan: ExamPlan, size: Preset, seed: int, out: Path) -> ExamResult
     # ---- cq500: thin series, reads, retest ----------------------------------------------------
     if site.thin_series and size.thin_slices:
         tgrid = anatomy.thin_grid(grid, size.thin_slices, THIN_THICKNESS_MM)
-        t_ideal, _, t_ic, t_crop = _render(setup, tgrid, les, False)
+        t_ideal, _, t_ic, t_crop = _render(setup, tgrid, les, False, renderer)
         t_img = imaging.reconstruct_fov(t_ideal, t_crop, size.matrix, tgrid.t, scan, pixel_mm,
                                         THIN_THICKNESS_MM,
                                         _seq(seed, site.name, plan.index, STREAM_THIN))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 import pytest
 
 from ictview.core.brain_mask import (
@@ -67,7 +68,11 @@ def test_lesions_are_kept_at_every_site(volumes) -> None:
         m = brain_mask(hu)
         kept[site] = kept.get(site, 0) + int((m & les).sum())
         total[site] = total.get(site, 0) + int(les.sum())
-        assert (m & les).sum() >= 0.85 * les.sum(), name
+        # blood in a pixel touching bone is partial-volumed with it (1.8 mm pixels in tiny):
+        # stripping may take that rim; everything else must stay
+        rim = ndimage.binary_dilation(hu > 300, structure=np.ones((1, 3, 3), bool))
+        inner = les & ~rim
+        assert (m & inner).sum() >= 0.95 * inner.sum(), name
     assert total, "the tiny study has pixel-labeled lesions"
     assert len(total) >= 2, "lesions at the stripped site and at a skull site"
     assert sum(kept.values()) >= 0.9 * sum(total.values())
