@@ -212,7 +212,20 @@ def cmd_demo(args) -> int:
         return 0
     from ictview.gui.launch import run_gui
 
-    return run_gui(args.workspace, screenshot=args.screenshot)
+    screenshot = args.screenshot
+    if screenshot is None and _no_display():
+        screenshot = args.workspace / "demo-screenshot.png"
+        print(f"no display here: rendering the app offscreen to {screenshot} instead",
+              file=sys.stderr)
+    return run_gui(args.workspace, screenshot=screenshot)
+
+
+def _no_display() -> bool:
+    """True on a headless Linux machine, where Qt would abort instead of opening a window."""
+    import os
+
+    return (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"))
 
 
 def cmd_open(args) -> int:
@@ -220,6 +233,9 @@ def cmd_open(args) -> int:
 
     if args.workspace is not None and not (args.workspace / "workspace.sqlite").exists():
         raise IctviewError(f"{args.workspace}: not an ictview workspace (no workspace.sqlite)")
+    if args.screenshot is None and _no_display():
+        raise IctviewError("no display (DISPLAY/WAYLAND_DISPLAY unset): use --screenshot PNG "
+                           "to render offscreen")
     if args.view and args.screenshot is not None:
         if args.workspace is None:
             raise IctviewError("--view with --screenshot needs a workspace")
