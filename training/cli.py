@@ -44,7 +44,7 @@ def _common(p: argparse.ArgumentParser, workspace: bool = True, config: bool = T
         p.add_argument("--workspace", "-w", required=True, type=Path, help="workspace folder")
     if config:
         p.add_argument("--config", "-c", default="paper",
-                       help="TOML config: a path or a preset of resources/configs (paper, tiny)")
+                       help="TOML config: a path or a preset of ictview/resources/configs (paper, tiny)")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override one config key (repeatable), e.g. --set train.epochs=2")
     p.add_argument("--device", default=None,

@@ -1,4 +1,4 @@
-"""Training configuration: TOML files in ``resources/configs/`` -> checked dataclasses.
+"""Training configuration: TOML files in ``ictview/resources/configs/`` -> checked dataclasses.
 
 One ``Config`` holds every section; a file only needs the keys it changes (defaults are the
 paper's where the paper gives a value, documented choices otherwise). Every problem is one line
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ictview import resources
 from ictview.core.brain_mask import BrainMaskConfig
 from ictview.errors import IctviewError
 from training.augment import CONTRAST_VARIANTS, AugmentConfig
@@ -175,15 +176,12 @@ def _plain(v):
 
 
 def config_dirs() -> list[Path]:
-    """Where preset names are looked up: $ICTVIEW_CONFIG_DIR, the source tree's
-    ``resources/configs`` (what a checkout and an editable install see), then
-    ``training/configs`` inside the package (where a wheel can carry them as package data)."""
+    """Where preset names are looked up: $ICTVIEW_CONFIG_DIR, then the configs the
+    ``ictview`` package carries as package data (``ictview/resources/configs``)."""
     dirs = []
     if os.environ.get(CONFIG_DIR_ENV):
         dirs.append(Path(os.environ[CONFIG_DIR_ENV]))
-    here = Path(__file__).resolve().parent
-    dirs.append(here.parent / "resources" / "configs")
-    dirs.append(here / "configs")
+    dirs.append(resources.CONFIGS)
     return dirs
 
 

@@ -14,12 +14,13 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: I001  (must precede pyqtgr
 
 import pyqtgraph as pg
 
+from ictview import resources
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, useNumba=False)
 
 ORG = "ictview"
 APP = "ictview"
-# repository layout: ictview/gui/app.py -> <root>/resources/styles/ictview.qss
-STYLESHEET = Path(__file__).resolve().parents[2] / "resources" / "styles" / "ictview.qss"
+STYLESHEET = resources.STYLES / "ictview.qss"
 
 # the palette the stylesheet is written against (dark, low-glare reading-room colours)
 COLORS = {

@@ -30,6 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ictview import resources
 from ictview.errors import IctviewError
 from ictview.store.workspace import safe_name
 
@@ -46,10 +47,10 @@ LOG_LINES = 400
 
 
 def config_dirs() -> list[Path]:
-    """Where preset names are found: $ICTVIEW_CONFIG_DIR, then resources/configs (the rule
-    of training/config.py, repeated here because the GUI must not import training)."""
+    """Where preset names are found: $ICTVIEW_CONFIG_DIR, then the package's configs (the
+    rule of training/config.py, repeated here because the GUI must not import training)."""
     dirs = [Path(os.environ[CONFIG_DIR_ENV])] if os.environ.get(CONFIG_DIR_ENV) else []
-    return dirs + [REPO_ROOT / "resources" / "configs"]
+    return dirs + [resources.CONFIGS]
 
 
 def presets() -> dict[str, Path]:
