@@ -19,7 +19,11 @@ the full label volume is written by a background thread. `flood_fill` and
 `polygon_fill` are single steps. `undo()` / `redo()` are journaled and saved too.
 
 Coordinates are voxel indices (z, y, x) of the (z, y, x) arrays; y/x may be floats
-(the brush centre is rounded to the nearest pixel).
+(the brush centre is rounded to the nearest pixel). The 2D tools take a `plane`
+(axial, coronal, sagittal: `ictview.core.mpr`): the brush disk, polygon or fill lies
+in that plane through the voxel, whichever view it came from; every change is
+recorded as per-axial-slice diffs, so undo and the journal do not care which.
+`region_grow` (3D fill) and `fill_between_slices` are single steps over the volume.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ictview.core import paint
+from ictview.core import paint, volume_paint
 from ictview.core.history import Stroke, UndoHistory
+from ictview.core.mpr import AXIAL, PLANE_AXES, axial_diffs, native_view, to_native
 from ictview.core.labels import BY_VALUE, IGNORE, LABEL_CLASSES
 from ictview.core.window import WINDOW_PRESETS
 
@@ -101,6 +106,17 @@ def _check_choice(choices):
     return check
 
 
+def _check_classes(v) -> frozenset:
+    return frozenset(_check_class(c) for c in v)
+
+
+def _check_connectivity(v) -> int:
+    v = int(v)
+    if v not in volume_paint.CONNECTIVITY:
+        raise ValueError(f"connectivity must be 6 or 26, got {v}")
+    return v
+
+
 def _check_unit(v) -> float:
     return float(min(max(float(v), 0.0), 1.0))
 
@@ -127,6 +143,10 @@ class AnnotationModel:
     opacity = _Setting(0.5, _check_unit)  # overlay display
     labels_visible = _Setting(True, bool)
     window = _Setting(WINDOW_PRESETS["brain"], _check_window)  # (center, width) HU
+    hidden_classes = _Setting(frozenset(), _check_classes)  # not drawn (display only)
+    locked_classes = _Setting(frozenset(), _check_classes)  # never painted over nor erased
+    grow_connectivity = _Setting(6, _check_connectivity)  # 3D fill neighbours: 6 or 26
+    grow_max_voxels = _Setting(volume_paint.DEFAULT_MAX_VOXELS, int)  # 3D fill cap
 
     def __init__(
         self,
@@ -324,16 +344,21 @@ class AnnotationModel:
 
     @property
     def protected_values(self) -> frozenset[int]:
-        """Labels a paint operation must not overwrite in the current mode."""
+        """Labels a paint operation must not overwrite in the current mode (locked
+        classes always, the other classes too in protect mode)."""
+        locked = frozenset(self.locked_classes) - {self.label_value}
         if not self.protect_others:
-            return frozenset()
-        return frozenset(CLASS_VALUES + (IGNORE,)) - {self.label_value}
+            return locked
+        return frozenset(CLASS_VALUES + (IGNORE,)) - {self.label_value} | locked
 
     def _brush_kwargs(self, erase: bool) -> dict:
         if erase:
             # the eraser ignores the HU limit (wrongly painted pixels can lie outside
-            # it) and, in protect mode, erases only the current class
-            return {"erase": True}
+            # it) and, in protect mode, erases only the current class; never a locked one
+            kw: dict = {"erase": True}
+            if self.locked_classes:
+                kw["protect"] = frozenset(self.locked_classes)
+            return kw
         kw: dict = {"protect": self.protected_values}
         if self.hu_limited:
             kw.update(hu=self.hu, hu_range=self.hu_range)
@@ -359,31 +384,47 @@ class AnnotationModel:
         self._last_point = None
         self._touch()
 
-    def paint_to(self, z: int, y: float, x: float) -> paint.SliceDiff | None:
-        """Brush (or erase, in an erase stroke) from the last point of this drag to (z, y, x).
-        Starts a stroke if none is in progress. Returns the diff applied (None if nothing
-        changed)."""
+    def _plane_radii(self, plane: str) -> tuple[float, float]:
+        """Brush radius in pixels along the plane's rows and columns (mm -> px per axis)."""
+        _, r, c = PLANE_AXES[plane]
+        return (self._radius_mm / self.spacing[r], self._radius_mm / self.spacing[c])
+
+    def _native_kwargs(self, kw: dict, plane: str) -> dict:
+        if plane != AXIAL and "hu" in kw:
+            kw = dict(kw, hu=native_view(kw["hu"], plane))
+        return kw
+
+    def paint_to(self, z: float, y: float, x: float,
+                 plane: str = AXIAL) -> list[paint.SliceDiff] | None:
+        """Brush (or erase, in an erase stroke) from the last point of this drag to (z, y, x),
+        the disk lying in `plane`. Starts a stroke if none is in progress. Returns the
+        per-axial-slice diffs applied ([] if nothing changed, None on a read-only model)."""
         if self.read_only:
             return None
         if not self.history.in_stroke:
             self.begin_stroke()
         value = self._erase_value() if self._stroke_erase else self.label_value
-        kw = self._brush_kwargs(self._stroke_erase)
-        radii = self.brush_radii_px
+        kw = self._native_kwargs(self._brush_kwargs(self._stroke_erase), plane)
+        radii = self._plane_radii(plane)
+        index, row, col = to_native(plane, (z, y, x))
+        index = int(round(index))
+        labels = native_view(self.labels, plane)
         last = self._last_point
-        if last is not None and last[0] == z:
-            diff = paint.line_brush(self.labels, z, (last[1], last[2]), (y, x), radii, value, **kw)
+        if last is not None and last[:2] == (plane, index):
+            diff = paint.line_brush(labels, index, last[2:], (row, col), radii, value, **kw)
         else:
-            diff = paint.brush(self.labels, z, y, x, radii, value, **kw)
-        self._last_point = (int(z), float(y), float(x))
-        self._record(diff)
-        return diff
+            diff = paint.brush(labels, index, row, col, radii, value, **kw)
+        self._last_point = (plane, index, float(row), float(col))
+        diffs = axial_diffs(diff, plane)
+        self._record(diffs)
+        return diffs
 
-    def erase_to(self, z: int, y: float, x: float) -> paint.SliceDiff | None:
+    def erase_to(self, z: float, y: float, x: float,
+                 plane: str = AXIAL) -> list[paint.SliceDiff] | None:
         """paint_to in an erase stroke (starts one if needed)."""
         if not self.history.in_stroke or not self._stroke_erase:
             self.begin_stroke(erase=True)
-        return self.paint_to(z, y, x)
+        return self.paint_to(z, y, x, plane)
 
     def end_stroke(self) -> Stroke | None:
         """Finish the step (mouse release): journal it (fsync) and queue the autosave."""
@@ -395,41 +436,73 @@ class AnnotationModel:
         self._emit_state()
         return stroke
 
-    def flood_fill(self, z: int, y: int, x: int) -> Stroke | None:
-        """Fill the 4-connected region around (y, x) on slice z whose HU lie in hu_range
-        (always, whether or not hu_limited is on). One undo step."""
+    def flood_fill(self, z: int, y: int, x: int, plane: str = AXIAL) -> Stroke | None:
+        """Fill the 4-connected region around voxel (z, y, x) within its slice of `plane`
+        whose HU lie in hu_range (always, whether or not hu_limited is on). One undo step."""
         if self.read_only:
             return None
         kw = self._brush_kwargs(erase=self.tool == "eraser")
         kw.pop("hu", None), kw.pop("hu_range", None)
         value = self._erase_value() if kw.get("erase") else self.label_value
-        diff = paint.flood_fill(self.labels, z, y, x, value, hu=self.hu, hu_range=self.hu_range,
-                                **kw)
-        return self._single_step(diff, "fill")
+        index, row, col = (int(round(v)) for v in to_native(plane, (z, y, x)))
+        diff = paint.flood_fill(native_view(self.labels, plane), index, row, col, value,
+                                hu=native_view(self.hu, plane), hu_range=self.hu_range, **kw)
+        return self._single_step(axial_diffs(diff, plane), "fill")
 
-    def polygon_fill(self, z: int, points_yx: Sequence[tuple[float, float]]) -> Stroke | None:
-        """Fill a closed polygon (vertices (y, x)) on slice z; HU-limited when hu_limited.
-        One step."""
+    def polygon_fill(self, z: int, points_yx: Sequence[tuple[float, float]],
+                     plane: str = AXIAL) -> Stroke | None:
+        """Fill a closed polygon on one slice of `plane`: axial: slice z, vertices (y, x);
+        coronal: row y = z, vertices (z, x); sagittal: column x = z, vertices (z, y)
+        (native plane coordinates). HU-limited when hu_limited. One step."""
         if self.read_only:
             return None
         erase = self.tool == "eraser"
         value = self._erase_value() if erase else self.label_value
-        diff = paint.polygon_fill(self.labels, z, points_yx, value, **self._brush_kwargs(erase))
-        return self._single_step(diff, "polygon")
+        kw = self._native_kwargs(self._brush_kwargs(erase), plane)
+        diff = paint.polygon_fill(native_view(self.labels, plane), int(z), points_yx, value, **kw)
+        return self._single_step(axial_diffs(diff, plane), "polygon")
 
-    def _single_step(self, diff: paint.SliceDiff | None, kind: str) -> Stroke | None:
+    def region_grow(self, z: int, y: int, x: int) -> Stroke | None:
+        """3D fill: the voxels connected to (z, y, x) (grow_connectivity) inside hu_range.
+        One undo step. Raises volume_paint.RegionTooLarge (nothing changed) over
+        grow_max_voxels."""
+        if self.read_only:
+            return None
+        erase = self.tool == "eraser"
+        value = self._erase_value() if erase else self.label_value
+        kw = self._brush_kwargs(erase)
+        kw.pop("hu", None), kw.pop("hu_range", None)
+        diffs = volume_paint.region_grow(
+            self.labels, self.hu, (z, y, x), value, self.hu_range,
+            connectivity=self.grow_connectivity, max_voxels=self.grow_max_voxels,
+            voxel_ml=self.voxel_ml, **kw,
+        )
+        return self._single_step(diffs, "grow")
+
+    def fill_between_slices(self, value: int | None = None, plane: str = AXIAL) -> Stroke | None:
+        """Interpolate class `value` (default: the current class) across the empty slices of
+        `plane` between slices holding it. Only unlabelled pixels change. One undo step."""
+        if self.read_only:
+            return None
+        value = self.label_value if value is None else _check_class(value)
+        diffs = volume_paint.fill_between_slices(self.labels, value, plane=plane,
+                                                 spacing=self.spacing)
+        return self._single_step(diffs, "interpolate")
+
+    def _single_step(self, diffs: list[paint.SliceDiff], kind: str) -> Stroke | None:
         if self.history.in_stroke:
             self.end_stroke()
         self.history.begin_stroke(kind)
-        self._record(diff)
+        self._record(diffs)
         return self.end_stroke()
 
-    def _record(self, diff: paint.SliceDiff | None) -> None:
-        if diff is None:
+    def _record(self, diffs: list[paint.SliceDiff]) -> None:
+        if not diffs:
             return
-        self.history.add(diff)
-        self._count(diff, forward=True)
-        self._emit_labels((diff.z, diff.z + 1))
+        for d in diffs:
+            self.history.add(d)
+            self._count(d, forward=True)
+        self._emit_labels((min(d.z for d in diffs), max(d.z for d in diffs) + 1))
 
     # ---- undo / redo ----
 

@@ -12,7 +12,8 @@ Shared keyword arguments:
 - `protect`: label values that must not be overwritten ("protect other
   classes"); pixels holding one of them are left untouched.
 - `erase`: write 0 instead of `value`, and only over pixels holding `value`
-  (or over any non-zero label when `value` is None). `protect` does not apply.
+  (or over any non-zero label when `value` is None); pixels holding a `protect`
+  value (a locked class) are not erased.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ def _commit(
     if erase:
         new = 0
         m &= (view == value) if value is not None else (view != 0)
+        for p in protect:
+            if p != value:
+                m &= view != p
     else:
         if value is None:
             raise ValueError("painting needs a label value")
@@ -133,6 +137,25 @@ def _commit(
     old = sub.copy()
     sub[mask] = new
     return SliceDiff(int(z), int(y0 + r0), int(x0 + c0), mask, old, new)
+
+
+def paint_mask(
+    labels: np.ndarray,
+    z: int,
+    y0: int,
+    x0: int,
+    region: np.ndarray,
+    value: int | None,
+    *,
+    hu: np.ndarray | None = None,
+    hu_range: tuple[float, float] | None = None,
+    protect: Iterable[int] = frozenset(),
+    erase: bool = False,
+) -> SliceDiff | None:
+    """Paint (or erase) a bool `region` placed at (y0, x0) on slice z (the region is
+    consumed: it may be modified). The building block of the volume operations."""
+    return _commit(labels, z, y0, x0, region, value, hu=hu, hu_range=hu_range,
+                   protect=protect, erase=erase)
 
 
 def brush(
