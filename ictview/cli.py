@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
+from ictview.cli_support import add_common_options, log_command, setup_logging
 from ictview.errors import IctviewError
 
 PRESETS = ("tiny", "demo", "paper-mini")
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="ictview: annotation, review and training for intracranial hemorrhage on "
         "head CT. Without a command, opens the desktop app.",
     )
+    add_common_options(parser, "ictview")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     p = sub.add_parser("open", help="open a workspace in the desktop app")
@@ -51,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, required=True)
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier `ictview synth` output in --out")
     _add_json_progress(p)
 
     p = sub.add_parser(
@@ -102,13 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=15)
     bsub.add_parser("gui", help="slice change, brush dab and exam opening, offscreen")
     bsub.add_parser("stats", help="Table 1 bootstrap: fast pixel statistics vs exact AP")
+
+    from ictview.store.relocate import add_relocate_parser
+
+    add_relocate_parser(sub)
+
+    for name, child in sub.choices.items():  # -v / --log-file after the command too
+        add_common_options(child, "ictview", top=False)
     return parser
+
+
+_OPEN_PROGRESS: list = []  # closed by main(): their heartbeat threads must not outlive a command
 
 
 def _progress(task: str, args) -> object:
     from ictview.progress import make_progress
 
-    return make_progress(task, getattr(args, "json_progress", False))
+    progress = make_progress(task, getattr(args, "json_progress", False))
+    _OPEN_PROGRESS.append(progress)
+    return progress
 
 
 def _labelset_dirs(values: list[str], flag: str) -> list[tuple[str, Path]]:
@@ -124,7 +141,8 @@ def _labelset_dirs(values: list[str], flag: str) -> list[tuple[str, Path]]:
 def cmd_synth(args) -> int:
     from ictview.synth import generate
 
-    manifest = generate(args.preset, args.out, seed=args.seed, progress=_progress("synth", args))
+    manifest = generate(args.preset, args.out, seed=args.seed, progress=_progress("synth", args),
+                        overwrite=args.overwrite)
     n = sum(s["exams"] for s in manifest["sites"].values())
     print(f"wrote {n} exams ({args.preset}, seed {args.seed}) to {args.out}", file=sys.stderr)
     return 0
@@ -156,11 +174,20 @@ def cmd_import(args) -> int:
             + [MaskSource(n, d, "retest", args.rater)
                for n, d in _labelset_dirs(args.retest_masks, "--retest-masks")],
         )
-    with Workspace.create(args.workspace) as ws:
-        if whole_synth:
-            reports = import_synthetic(ws, args.source[0], lambda s: _progress(f"import {s}", args))
-        else:
-            reports = {args.site: import_source(ws, args.source, opts, _progress("import", args))}
+    _refuse_file_as_workspace(args.workspace)
+    new_workspace = not (args.workspace / "workspace.sqlite").exists()
+    try:
+        with Workspace.create(args.workspace) as ws:
+            if whole_synth:
+                reports = import_synthetic(ws, args.source[0],
+                                           lambda s: _progress(f"import {s}", args))
+            else:
+                reports = {args.site: import_source(ws, args.source, opts,
+                                                    _progress("import", args))}
+    except BaseException:
+        if new_workspace:  # an import that failed leaves no half-made workspace behind
+            _remove_new_workspace(args.workspace)
+        raise
     for site, report in reports.items():
         _print_report(site, report, args.json)
     return 0
@@ -182,9 +209,45 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _refuse_file_as_workspace(path: Path) -> None:
+    if path.is_file():
+        hint = (f" (the workspace is the folder {path.parent})"
+                if path.name == "workspace.sqlite" else "")
+        raise IctviewError(f"{path}: is a file, not a workspace folder{hint}")
+
+
+def _remove_new_workspace(root: Path) -> None:
+    """Delete what Workspace.create made in a folder that held no workspace before: only its
+    own files and empty sub-folders, never anything else that was there."""
+    import shutil
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(root / "workspace.sqlite")
+        try:
+            if con.execute("SELECT COUNT(*) FROM exams").fetchone()[0]:
+                return  # exams committed before the failure stay (re-running finishes the job)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        pass
+    for name in ("workspace.sqlite", "workspace.sqlite-wal", "workspace.sqlite-shm",
+                 ".import.lock"):
+        (root / name).unlink(missing_ok=True)
+    for sub in ("volumes", "labels", "predictions", "runs"):
+        d = root / sub
+        if d.is_dir() and not any(d.rglob("*.h5")):
+            shutil.rmtree(d, ignore_errors=True)
+    try:
+        root.rmdir()  # only when empty
+    except OSError:
+        pass
+
+
 def cmd_info(args) -> int:
     from ictview.store.workspace import Workspace
 
+    _refuse_file_as_workspace(args.workspace)
     with Workspace.open(args.workspace) as ws:
         summary = ws.summary()
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
@@ -274,8 +337,14 @@ def cmd_retest(args) -> int:
     return run(args)
 
 
+def cmd_relocate(args) -> int:
+    from ictview.store.relocate import cmd_relocate as run
+
+    return run(args)
+
+
 COMMANDS = {"retest": cmd_retest, "open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
-            "export": cmd_export, "bench": cmd_bench}
+            "export": cmd_export, "bench": cmd_bench, "relocate": cmd_relocate}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,13 +353,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["open"])
     try:
+        setup_logging(args)
+        log_command("ictview", argv)
         return COMMANDS[args.command](args)
     except IctviewError as e:
         print(f"ictview {args.command}: error: {e}", file=sys.stderr)
+        logging.getLogger("ictview").debug("error: %s", e)  # into --log-file too
         return 2
     except KeyboardInterrupt:
         print(f"ictview {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        from ictview.progress import close_progress
+
+        while _OPEN_PROGRESS:
+            close_progress(_OPEN_PROGRESS.pop())
 
 
 if __name__ == "__main__":

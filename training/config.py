@@ -24,9 +24,9 @@ from typing import Any
 from ictview import resources
 from ictview.core.brain_mask import BrainMaskConfig
 from ictview.errors import IctviewError
-from training.augment import CONTRAST_VARIANTS, AugmentConfig
-from training.models.drn import DRN_D_38_BLOCKS
-from training.windows import resolve_windows
+from training.augment_config import CONTRAST_VARIANTS, AugmentConfig
+from training.drn_layout import DRN_D_38_BLOCKS
+from training.window_spec import resolve_windows
 
 CONFIG_DIR_ENV = "ICTVIEW_CONFIG_DIR"
 SLICE_SCORES = ("cls", "max_pixel")

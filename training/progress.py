@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+LINE_INTERVAL_S = 10.0  # the most a redirected log stays silent between step lines
+
 
 def _clean(v):
     if isinstance(v, float) and not math.isfinite(v):
@@ -40,6 +42,10 @@ class ProgressLog:
         self.json_stdout = json_stdout and console
         self.console = console
         self._bar = None
+        # redirected stderr (a log, CI): a plain line at most every LINE_INTERVAL_S instead
+        self._lines = bool(console and not json_stdout and total and not sys.stderr.isatty())
+        self._total, self._desc = total, desc or run
+        self._last_line = 0.0
         if console and not json_stdout and total:
             from tqdm import tqdm
 
@@ -61,6 +67,13 @@ class ProgressLog:
         return rec
 
     def bar(self, n: int, **postfix) -> None:
+        now = time.monotonic()
+        if self._lines and (now - self._last_line >= LINE_INTERVAL_S or n >= self._total):
+            self._last_line = now
+            extra = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                             for k, v in postfix.items())
+            print(f"{self._desc}: {n}/{self._total} {extra}".rstrip(), file=sys.stderr,
+                  flush=True)
         if self._bar is not None:
             self._bar.n = n
             self._bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)

@@ -103,15 +103,17 @@ def import_source(
     rsna, reads = _validate_options(opts)
     report = ImportReport()
     with ws.import_lock():
-        ws.ensure_site(opts.site, opts.role)
-        for m in opts.masks:
-            ws.ensure_labelset(m.labelset, m.kind, m.rater)
-
         scan = dicom_series.scan(
             sources, progress=(lambda d, t: progress(d, t, "scanning")) if progress else None
         )
         report.skipped_files = [f"{s.path}: {s.reason}" for s in scan.skipped]
         studies = scan.studies()
+        if not studies:  # before any catalog row: an empty or foreign folder leaves no site
+            raise IctviewError(_nothing_found(sources, report.skipped_files))
+        new_site = opts.site not in ws.sites()
+        ws.ensure_site(opts.site, opts.role)
+        for m in opts.masks:
+            ws.ensure_labelset(m.labelset, m.kind, m.rater)
         matched_rsna: set[str] = set()
         matched_reads: set[str] = set()
         matched_masks: dict[str, set[str]] = {m.labelset: set() for m in opts.masks}
@@ -151,9 +153,23 @@ def import_source(
                 report.exam_warnings.append(f"{name}: {w}")
         if progress:
             progress(len(studies), len(studies), "done")
+        if not report.imported and not report.already_present:
+            if new_site:
+                ws.drop_empty_site(opts.site)
+            first = report.failed[0] if report.failed else "no series to interpret"
+            raise IctviewError(f"imported nothing: {len(report.failed)} of {len(studies)} "
+                               f"studies failed (first: {first})")
 
         _report_unmatched(ws, opts, rsna, reads, report, matched_rsna, matched_reads, matched_masks)
     return report
+
+
+def _nothing_found(sources: list[Path], skipped: list[str]) -> str:
+    where = ", ".join(str(s) for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
+    if not skipped:
+        return f"{where}: no files found (nothing imported)"
+    return (f"{where}: no DICOM CT series found, nothing imported ({len(skipped)} file(s) "
+            f"skipped; first: {skipped[0]})")
 
 
 def _new_exam(name, opts, vol, choice, report) -> NewExam:
@@ -172,7 +188,8 @@ def _new_exam(name, opts, vol, choice, report) -> NewExam:
         study_date=h.study_date or "", series_description=h.series_description or "",
         slice_thickness=h.slice_thickness, manufacturer=str(meta.get("manufacturer", "")),
         kernel=str(meta.get("kernel", "")), warnings=tuple(vol.warnings),
-        source=str(Path(h.files[0]).parent), series_rows=tuple(series_rows),
+        # absolute: DICOM SEG export re-reads the source from wherever it is run later
+        source=str(Path(h.files[0]).parent.resolve()), series_rows=tuple(series_rows),
     )
 
 

@@ -191,6 +191,14 @@ class Workspace:
                     (name, role, utc_now()),
                 )
 
+    def drop_empty_site(self, name: str) -> None:
+        """Remove a site row that has no exams (an import that imported nothing)."""
+        with transaction(self.con):
+            self.con.execute(
+                "DELETE FROM sites WHERE name=? AND NOT EXISTS "
+                "(SELECT 1 FROM exams WHERE site=?)", (name, name),
+            )
+
     def sites(self) -> dict[str, str]:
         return {r["name"]: r["role"] for r in self.con.execute("SELECT * FROM sites ORDER BY name")}
 

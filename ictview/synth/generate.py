@@ -370,7 +370,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         if not (overwrite and is_ours):
             raise IctviewError(
                 f"{out}: folder is not empty (use a new folder"
-                + (", or overwrite=True to replace this earlier synth output)" if is_ours else ")")
+                + (", or --overwrite (overwrite=True) to replace this earlier synth output)" if is_ours else ")")
             )
         manifest.unlink()
         for name in SITE_ORDER:

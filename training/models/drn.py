@@ -31,8 +31,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from training.drn_layout import DRN_D_38_BLOCKS  # noqa: F401 - re-exported
+
 DRN_D_38_CHANNELS: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 512, 512)
-DRN_D_38_BLOCKS: tuple[int, ...] = (1, 1, 3, 4, 6, 3, 1, 1)
 # per stage: (stride, dilation, residual); stages 1-2 and 7-8 are plain conv stacks
 _STAGE_LAYOUT: tuple[tuple[int, int, bool], ...] = (
     (1, 1, False),
