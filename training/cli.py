@@ -6,6 +6,7 @@
                               [--variant ss|no-ranker|image-oracle|pixel-oracle] [--run ss]
     ictview-train evaluate    --workspace WS --run RUN [--checkpoint final|best|latest]
     ictview-train study       --workspace WS [--config paper]
+    ictview-train report      --workspace WS --out DIR [--runs RUN ...]   (default: every model run)
     ictview-train bench       [--workspace WS] [--device auto] [--quick]
 
 Options everywhere: ``--json-progress`` (one JSON object per line on stdout), ``--device``.

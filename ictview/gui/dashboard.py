@@ -25,7 +25,8 @@ from ictview.store.workspace import Workspace
 Qt = QtCore.Qt
 MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle")
 DEFAULT_N_BOOT = 200
-METRICS = (("dice", "Dice (subset)"), ("ap", "Pixel AP (subset)"), ("auc", "Exam AUC"))
+METRICS = (("dice", "Dice (subset)"), ("dice_fixed", "Dice @ 0.5 (subset)"),
+           ("ap", "Pixel AP (subset)"), ("auc", "Exam AUC"))
 
 
 def est_text(e: dict | None) -> str:
@@ -138,7 +139,8 @@ class Dashboard(QtWidgets.QWidget):
         plots.addWidget(self.roc_plot)
         plots.addWidget(self.pr_plot)
 
-        self.table1 = pc.table(["Run", "Dice (subset)", "Pixel AP (subset)", "Exam AUC",
+        self.table1 = pc.table(["Run", "Dice (subset)", "Dice @ 0.5", "Pixel AP (subset)",
+                                "Exam AUC",
                                 "Sensitivity @ op", "Specificity @ op"], stretch=0)
         self.table1.setMinimumHeight(60)
         self.table1_title = pc.title("Table 1. Performance on the test role (95% bootstrap CI)")
@@ -291,13 +293,11 @@ class Dashboard(QtWidgets.QWidget):
         for i, (run, r) in enumerate(rows.items()):
             color = pc.RUN_COLORS[i % len(pc.RUN_COLORS)]
             op = ops.get(run, {})
-            vals = [est_text(r.get("dice")), est_text(r.get("ap")), est_text(r.get("auc")),
-                    est_text(op.get("sensitivity")), est_text(op.get("specificity"))]
+            shown = [r.get("dice"), r.get("dice_fixed"), r.get("ap"), r.get("auc"),
+                     op.get("sensitivity"), op.get("specificity")]
             t.setItem(i, 0, pc.cell(run, color=color))
-            for j, v in enumerate(vals, start=1):
-                e = [r.get("dice"), r.get("ap"), r.get("auc"), op.get("sensitivity"),
-                     op.get("specificity")][j - 1] or {}
-                t.setItem(i, j, pc.cell(v, tip=e.get("reason", "") or ""))
+            for j, e in enumerate(shown, start=1):
+                t.setItem(i, j, pc.cell(est_text(e), tip=(e or {}).get("reason", "") or ""))
         # Table 1 as tall as its rows: the room goes to the comparisons below
         t.setFixedHeight(t.horizontalHeader().height() + 24 * max(len(rows), 1) + 6)
         cmps = t1.get("comparisons", [])

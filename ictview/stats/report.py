@@ -1,6 +1,7 @@
 """The paper's report for a set of runs: tables with bootstrap CIs and paired tests, plots.
 
-`run_report(workspace, runs, out)` gathers the runs' predictions (report_data),
+`run_report(workspace, runs, out)` gathers the runs' predictions (report_data; with no
+runs given, every model run of the workspace: report_data.model_runs),
 computes every table (`build_report`) and writes into `out`:
 
     report.json   every number: estimates with CIs, n, thresholds, tests, reasons for NaN
@@ -13,7 +14,9 @@ Tables (seed-paper.md), each run against the same resamples so deltas are paired
 - Table 1: per run, subset Dice and pixel AP (images of the pixel-labeled test
   subset resampled) and exam AUC (test exams resampled), each with a percentile
   95% CI from `n_boot` bootstraps; every pair of runs: delta (b - a), its CI, Z, p,
-  KS normality check. Dice uses each run's threshold chosen on the validation role.
+  KS normality check. Dice ("dice") uses each run's threshold chosen on the validation
+  role; "dice_fixed" is Dice at the fixed threshold 0.5 beside it (on the same resamples),
+  which needs no validation role and does not move with a threshold picked on few exams.
 - Operating point: per run, the threshold where test sensitivity reaches 0.92,
   with sensitivity / specificity there (CIs at that fixed threshold).
 - Table 2: runs that differ only in contrast augmentation: validation pixel AP and
@@ -22,7 +25,9 @@ Tables (seed-paper.md), each run against the same resamples so deltas are paired
   and exam AUC, deltas.
 - Table 4: each run against each repetition retest-<k> of the rater (50
   bootstraps each), paired t-tests of each run against the first run (the
-  baseline) per repetition and pooled; intra-rater agreement.
+  baseline) per repetition and pooled; intra-rater agreement. Those t-tests, like the
+  paper's, treat bootstrap replicates as independent samples: the table's note says why
+  their p values overstate significance.
 - Supplemental Table 1: exam AUC per subtype on isolated-subtype test exams.
 A table whose inputs are absent is replaced by {"omitted": "<reason>"}.
 """
@@ -40,15 +45,29 @@ from pathlib import Path
 import numpy as np
 
 from ictview.errors import IctviewError
-from ictview.stats.bootstrap import BootstrapResult, bootstrap_exams, bootstrap_pixels
+from ictview.stats.bootstrap import (
+    BootstrapResult,
+    bootstrap_exams,
+    bootstrap_pixels,
+    resample_counts,
+)
 from ictview.stats.metrics import (
     PrCurve,
     RocCurve,
+    dice_values,
     isolated_subtype_mask,
     operating_point,
     roc_curve,
 )
-from ictview.stats.report_data import Progress, ReportData, RunInfo, gather
+from ictview.stats.pixel_stats import PixelStats
+from ictview.stats.report_data import (
+    MODEL_KINDS,
+    Progress,
+    ReportData,
+    RunInfo,
+    gather,
+    model_runs,
+)
 from ictview.stats.results import Estimate
 from ictview.stats.retest import intra_rater_agreement, retest_analysis
 from ictview.store.catalog import utc_now
@@ -59,6 +78,15 @@ RETEST_N_BOOT = 50  # the paper's test-retest bootstraps per repetition
 SUBTYPE_ORDER = ("SAH", "SDH", "IPH", "EDH", "IVH")  # Supplemental Table 1's order, then IVH
 CONTRAST_ORDER = ("none", "power", "log", "mixed")
 FILES = ("report.json", "report.md", "report.html", "roc.png", "pr.png")
+FIXED_DICE_THRESHOLD = 0.5
+TABLE4_NOTE = (
+    "These t-tests, like the paper's, treat the bootstrap replicates as independent "
+    "observations. They are not: every replicate resamples the same images, so the t "
+    "statistic grows with the square root of the number of bootstraps and p can be made as "
+    "small as one likes by drawing more. The p values overstate significance; read them as "
+    "a reproduction of the paper's analysis, and the paired bootstrap Z-tests of Table 1 "
+    "for the significance of a difference."
+)
 
 
 # ---------------------------------------------------------------------------
@@ -140,6 +168,19 @@ def _dice_thresholds(data: ReportData) -> tuple[dict[str, float], dict[str, dict
     return chosen, record, why_not
 
 
+def _add_fixed_dice(
+    boot: BootstrapResult, stats: dict[str, PixelStats], threshold: float, n_boot: int, seed: int
+) -> None:
+    """Dice at one fixed threshold for every run, as metric "dice_fixed" of `boot`: on the
+    resamples bootstrap_pixels drew (resample_counts depends on n, n_boot and seed only),
+    so its CIs and deltas are paired like the other pixel metrics."""
+    counts = resample_counts(boot.n, n_boot, seed).astype(np.float64)
+    for run, st in stats.items():
+        tp, fp, fn = (counts @ st.dice_counts(threshold).astype(np.float64)).T
+        boot.add(run, "dice_fixed", st.dice(threshold), dice_values(tp, fp, fn),
+                 threshold=threshold)  # fmt: skip
+
+
 def _table1(data, runs, exam_boot, pix_boot, dice_why) -> dict:
     no_pix = "no pixel-labeled test exam"
     rows = []
@@ -148,12 +189,14 @@ def _table1(data, runs, exam_boot, pix_boot, dice_why) -> dict:
         rows.append({
             "run": r,
             "dice": _estimate(pix_boot if r not in dice_why else None, r, "dice", dice_reason),
+            "dice_fixed": _estimate(pix_boot, r, "dice_fixed", no_pix),
             "ap": _estimate(pix_boot, r, "ap", no_pix),
             "auc": _estimate(exam_boot, r, "auc", "no test exams"),
         })  # fmt: skip
     comparisons = []
     for a, b in itertools.combinations(runs, 2):
-        for metric, boot in (("dice", pix_boot), ("ap", pix_boot), ("auc", exam_boot)):
+        for metric, boot in (("dice", pix_boot), ("dice_fixed", pix_boot), ("ap", pix_boot),
+                             ("auc", exam_boot)):  # fmt: skip
             why = (dice_why.get(a) or dice_why.get(b)) if metric == "dice" else None
             comparisons.append(_compare(boot, a, b, metric, why or no_pix))
     return {
@@ -161,6 +204,7 @@ def _table1(data, runs, exam_boot, pix_boot, dice_why) -> dict:
         "test_sites": data.test.sites,
         "exams": len(data.test.exams),
         "images": data.test_pixels.n_images if data.test_pixels else 0,
+        "fixed_dice_threshold": FIXED_DICE_THRESHOLD,
         "rows": rows,
         "comparisons": comparisons,
         "comparison": "b - a on the same resamples; Z = delta / sd(bootstrap deltas); "
@@ -285,7 +329,8 @@ def _table4(data: ReportData, runs, thresholds, seed, n_boot) -> dict:
         n_boot=n_boot,
         seed=seed,
     )
-    doc = {"title": title, **rt.summary(), "exam_ids": rt.exams, **res.to_dict()}
+    doc = {"title": title, **rt.summary(), "exam_ids": rt.exams, **res.to_dict(),
+           "note": TABLE4_NOTE}
     if len(rt.repetitions) >= 2:
         agreement = intra_rater_agreement(rt.union_masks, rt.voxel_ml, rt.exams)
         doc["intra_rater"] = [a.to_dict() for a in agreement]
@@ -348,6 +393,7 @@ def build_report(
     if data.test_pixels is not None:
         pix_boot = bootstrap_pixels(data.test_pixels.stats, dice_thresholds=thresholds,
                                     n_boot=n_boot, seed=seed)  # fmt: skip
+        _add_fixed_dice(pix_boot, data.test_pixels.stats, FIXED_DICE_THRESHOLD, n_boot, seed)
     step(2)
     val_exam, val_pix = _validation_boots(data, n_boot, seed)
     step(3)
@@ -382,6 +428,8 @@ def build_report(
             "target_sensitivity": TARGET_SENSITIVITY,
             "dice_rule": "p >= threshold; threshold maximising data-set Dice on the validation "
             "role's pixel-labeled exams, per run",
+            "fixed_dice_threshold": FIXED_DICE_THRESHOLD,
+            "runs_from": data.runs_from,
             "exam_reference": "majority of the readers' ICH reads; exams without reads: "
             "hemorrhage (labels 1..5) in the 'reference' mask",
         },
@@ -436,13 +484,15 @@ def write_report(report: Report, out: Path) -> dict[str, str]:
 
 def run_report(
     workspace: Path,
-    runs: Sequence[str],
+    runs: Sequence[str] | None,
     out: Path,
     n_boot: int = 1000,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> dict:
-    """Gather, compute and write the report; returns report.json's content (+ "files")."""
+    """Gather, compute and write the report; returns report.json's content (+ "files").
+
+    `runs` None (or empty): every model run of the workspace (report_data.model_runs)."""
     from ictview.store.workspace import DB_NAME, Workspace
 
     workspace = Path(workspace)
@@ -451,7 +501,20 @@ def run_report(
     if n_boot < 2:
         raise IctviewError(f"--n-boot: need at least 2 bootstraps, got {n_boot}")
     with Workspace.open(workspace) as ws:
+        left_out: list[str] = []
+        if runs:
+            runs_from = "given (--runs)"
+        else:
+            runs, left_out = model_runs(ws)
+            runs_from = ("every model run of the workspace that predicted every test exam "
+                         "(kinds " + ", ".join(MODEL_KINDS) + ")")
+            if not runs:
+                why = f" ({'; '.join(left_out)})" if left_out else ""
+                raise IctviewError(f"{workspace}: no model run has predictions on every test "
+                                   f"exam{why}: train and evaluate first (ictview-train study)")
         data = gather(ws, list(runs), progress)
+    data.notes[:0] = left_out
+    data.runs_from = runs_from
     report = build_report(data, n_boot=n_boot, seed=seed, progress=progress)
     files = write_report(report, Path(out))
     return {**report.doc, "files": files}

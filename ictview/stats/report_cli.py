@@ -22,13 +22,17 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         "report",
         help="the paper's tables (CIs, paired tests) and ROC/PR plots for a set of runs",
         description="Write report.json, report.md, report.html, roc.png and pr.png to DIR: "
-        "Table 1 (subset DSC, pixel AP, exam AUC on the test role, pairwise deltas), "
+        "Table 1 (subset DSC at the validation threshold and at 0.5, pixel AP, exam AUC on "
+        "the test role, pairwise deltas), "
         "operating point at sensitivity 0.92, Tables 2-3 (validation), Table 4 "
         "(test-retest), Supplemental Table 1 (per-subtype AUC).",
     )
     p.add_argument("--workspace", "-w", type=Path, required=True, metavar="WS")
-    p.add_argument("--runs", nargs="+", required=True, metavar="RUN",
-                   help="runs in table order; deltas are later minus earlier")  # fmt: skip
+    p.add_argument("--runs", nargs="+", default=None, metavar="RUN",
+                   help="runs in table order; deltas are later minus earlier (default: every "
+                        "model run that predicted every test exam: the baseline first, then "
+                        "students, the no-ranker ablation, oracles, other teachers; pseudo-"
+                        "label runs are not models)")  # fmt: skip
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--n-boot", type=int, default=1000, metavar="N",
                    help="bootstrap resamples for the CIs and tests (default 1000)")  # fmt: skip

@@ -18,6 +18,13 @@ listed with its reason. Memory: one PixelStats image is 123 kB, so this keeps
 
 Run traits (for Tables 2 and 3) are read from the run's catalog row (`kind`,
 `config` JSON) by the rules in `contrast_of` and `ranker_of`.
+
+Without a list of runs the report takes the workspace's model runs (`model_runs`): every
+catalog run of a kind `ictview-train` trains (MODEL_KINDS: teacher, student, no-ranker,
+image-oracle, pixel-oracle) that predicted every test exam. Pseudo-label runs (`-pl`,
+kind "pseudolabel") and the study's own run (kind "study") are not models; a model run
+not (or not fully) evaluated on the test role is left out with a note, so that one
+unevaluated run cannot shrink the paired test set of all the others.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ BOOKKEEPING_KEYS = frozenset({
 })  # fmt: skip
 CONTRAST_KEYS = frozenset({"contrast", "gamma_range", "log_gain_range"})
 CONTRAST_VARIANTS = ("none", "power", "log", "mixed")
+# the kinds of the runs `ictview-train` trains (training/trainer.py TRAINERS), in table order
+MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle")
 
 
 # ---------------------------------------------------------------------------
@@ -280,6 +289,7 @@ class ReportData:
     val_pixels: PixelSet | None
     retest: RetestData | None
     notes: list[str] = field(default_factory=list)
+    runs_from: str = "given"  # how the runs were chosen (report.json settings.runs_from)
 
     @property
     def run_names(self) -> list[str]:
@@ -404,6 +414,42 @@ def retest_labelsets(ws: Workspace) -> list[str]:
     found = [(int(m.group(1)), ls["name"]) for ls in ws.labelsets()
              if (m := RETEST_PATTERN.match(ls["name"]))]  # fmt: skip
     return [name for _, name in sorted(found)]
+
+
+def model_runs(ws: Workspace) -> tuple[list[str], list[str]]:
+    """(every model run that predicted every test exam, in table order; notes on those left out).
+
+    Table order: the baseline first (the teacher most other model runs name as their parent,
+    so Table 4's tests and the deltas are against it), then students, the no-ranker
+    ablation, the oracles (each kind oldest first), then the other teachers (the contrast
+    variants of Table 2).
+    """
+    test = {e.name for e in ws.exams(role="test")}
+    rows = [r for r in ws.runs() if r.get("kind") in MODEL_KINDS]
+    kept, notes = [], []
+    for r in rows:
+        have = len(test & set(ws.predicted_exams(r["name"])))
+        if test and have == len(test):
+            kept.append(r)
+        elif have == 0:
+            notes.append(f"run '{r['name']}' ({r['kind']}) left out: no test predictions "
+                         f"(ictview-train evaluate --run {r['name']})")  # fmt: skip
+        else:
+            notes.append(f"run '{r['name']}' ({r['kind']}) left out: predicted {have} of "
+                         f"{len(test)} test exams (ictview-train evaluate --run {r['name']})")
+    teachers = [r for r in kept if r["kind"] == "teacher"]
+    children = [r.get("parent") for r in kept]
+    # max() keeps the first of equals: the oldest teacher when no run names a parent
+    baseline = max(teachers, key=lambda t: children.count(t["name"])) if teachers else None
+    rank = {k: i for i, k in enumerate(MODEL_KINDS)}
+
+    def order(r: dict) -> int:
+        if r is baseline:
+            return 0
+        return len(MODEL_KINDS) if r["kind"] == "teacher" else rank[r["kind"]]
+
+    # sorted() is stable: within a group the catalog's order (oldest first) stays
+    return [r["name"] for r in sorted(kept, key=order)], notes
 
 
 def gather(ws: Workspace, runs: Sequence[str], progress: Progress | None = None) -> ReportData:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-METRIC_NAMES = {"dice": "DSC", "ap": "Pixel AP", "auc": "Exam AUC",
+METRIC_NAMES = {"dice": "DSC", "dice_fixed": "DSC @ 0.5", "ap": "Pixel AP", "auc": "Exam AUC",
                 "sensitivity": "Sensitivity", "specificity": "Specificity"}  # fmt: skip
 
 
@@ -155,19 +155,23 @@ def _data_section(doc: Mapping) -> list:
 
 def _table1(doc: Mapping) -> list:
     t = doc["tables"]["table1"]
-    rows = [[r["run"], est(r["dice"]), est(r["ap"]), est(r["auc"])] for r in t["rows"]]
-    items = [r[m] for r in t["rows"] for m in ("dice", "ap", "auc")]
+    # reports written before the fixed-threshold Dice existed have no "dice_fixed"
+    fixed = t.get("fixed_dice_threshold")
+    metrics = ("dice", "dice_fixed", "ap", "auc") if fixed is not None else ("dice", "ap", "auc")
+    rows = [[r["run"]] + [est(r[m]) for m in metrics] for r in t["rows"]]
+    items = [r[m] for r in t["rows"] for m in metrics]
     thr = doc["dice_thresholds"]
     notes = [
         "DSC at each run's threshold chosen on validation: "
         + ", ".join(f"{r} p >= {num(v.get('threshold'), 4)}" for r, v in thr.items())
         + "."
     ]
-    out = [
-        Heading(t["title"]),
-        Table(["Model", "Subset DSC", "Subset Pixel AP", "Examination AUC"], rows,
-              notes + reasons(items, _est_label)),  # fmt: skip
-    ]
+    header = ["Model", "Subset DSC (validation threshold)"]
+    if fixed is not None:
+        header.append(f"Subset DSC (p >= {fixed:g})")
+        notes.append(f"DSC (p >= {fixed:g}): every run at the same fixed threshold {fixed:g}.")
+    header += ["Subset Pixel AP", "Examination AUC"]
+    out = [Heading(t["title"]), Table(header, rows, notes + reasons(items, _est_label))]
     if t["comparisons"]:
         out += [Heading("Table 1, paired comparisons", 3), Para(f"*{t['comparison']}.*"),
                 comparison_table(t["comparisons"])]  # fmt: skip
@@ -259,6 +263,7 @@ def _table4(doc: Mapping) -> list:
                   + ["pooled: mean diff (t, p)"], test_rows,
                   [f"ttest_rel over the {t['n_boot']} paired bootstraps of each repetition "
                    f"(df {t['n_boot'] - 1}); pooled: all repetitions' bootstraps together."]
+                  + ([t["note"]] if t.get("note") else [])
                   + reasons(t["tests"], lambda x: f"{x['repetition']} "
                             f"{x['run_b']} - {x['run_a']} {x['metric']}")),
         ]  # fmt: skip

@@ -32,10 +32,12 @@ def test_dashboard_curves_table1_and_export(qtbot, review_ws, tmp_path):
     assert [d.table1.item(i, 0).text() for i in range(d.table1.rowCount())] == ["baseline", "ss"]
     doc = d.report.doc
     auc = doc["tables"]["table1"]["rows"][1]["auc"]
-    text = d.table1.item(1, 3).text()
+    text = d.table1.item(1, 4).text()
     assert text.startswith(f"{auc['value']:.3f}") and "[" in text  # estimate with its CI
     metrics = [d.cmp.item(i, 1).text() for i in range(d.cmp.rowCount())]
-    assert metrics == ["Dice (subset)", "Pixel AP (subset)", "Exam AUC"]
+    assert metrics == ["Dice (subset)", "Dice @ 0.5 (subset)", "Pixel AP (subset)", "Exam AUC"]
+    fixed = doc["tables"]["table1"]["rows"][1]["dice_fixed"]
+    assert d.table1.item(1, 2).text().startswith(f"{fixed['value']:.3f}")
     assert d.cmp.item(0, 0).text() == "ss − baseline" and d.cmp.item(0, 4).text() != ""
     roc = [i for i in d.roc_plot.listDataItems() if i.name()]
     pr = [i for i in d.pr_plot.listDataItems() if i.name()]

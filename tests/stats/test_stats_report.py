@@ -100,7 +100,8 @@ def new_exam(name: str, site: str, index: int) -> NewExam:
     )  # fmt: skip
 
 
-def build_workspace(root, *, validation=True, retest=True, runs=RUNS, test_exams=TEST_EXAMS):
+def build_workspace(root, *, validation=True, retest=True, runs=RUNS, test_exams=TEST_EXAMS,
+                    parents=None):
     """The workspace on disk; returns the truth the test computes its references from."""
     truth = {}
     with Workspace.create(root) as ws:
@@ -127,7 +128,7 @@ def build_workspace(root, *, validation=True, retest=True, runs=RUNS, test_exams
                 ex.masks = {"reference": truth[name]}
                 ws.add_exam(ex)
         for r, (run, (kind, config, quality)) in enumerate(runs.items()):
-            ws.create_run(run, kind, config)
+            ws.create_run(run, kind, config, (parents or {}).get(run))
             for e, name in enumerate(truth):
                 ws.write_prediction(run, name, predict(quality, truth[name], 1000 * r + e))
     return truth
@@ -187,12 +188,16 @@ def test_table1_equals_exact_metrics(study, full_report):
             np.concatenate([preds[n].prob.ravel() for n in val]),
         ).threshold
         dice = dice_score(ref, scores >= thr).value
+        # Dice at the fixed threshold 0.5, by hand: 2 TP / (2 TP + FP + FN) over the subset
+        hit = scores >= 0.5
+        tp, fp, fn = (ref & hit).sum(), (~ref & hit).sum(), (ref & ~hit).sum()
         row = rows[run]
+        assert row["dice_fixed"]["value"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-12)
         assert row["auc"]["value"] == pytest.approx(auc, abs=1e-9)
         assert row["ap"]["value"] == pytest.approx(ap, abs=1e-9)
         assert row["dice"]["value"] == pytest.approx(dice, abs=1e-9)
         assert doc["dice_thresholds"][run]["threshold"] == pytest.approx(thr, abs=1e-12)
-        for m in ("auc", "ap", "dice"):
+        for m in ("auc", "ap", "dice", "dice_fixed"):
             e = row[m]
             assert e["ci_low"] <= e["value"] <= e["ci_high"] and e["n_boot"] == N_BOOT
         assert row["auc"]["n"] == len(names) == 14 and row["ap"]["n"] == len(subset) * SHAPE[0]
@@ -204,9 +209,9 @@ def test_table1_equals_exact_metrics(study, full_report):
 def test_deltas_favour_the_better_run(full_report):
     doc, _ = full_report
     cmp = {(c["run_a"], c["run_b"], c["metric"]): c for c in doc["tables"]["table1"]["comparisons"]}
-    assert len(cmp) == 3 * len(RUNS) * (len(RUNS) - 1) // 2
+    assert len(cmp) == 4 * len(RUNS) * (len(RUNS) - 1) // 2
     rows = {r["run"]: r for r in doc["tables"]["table1"]["rows"]}
-    for metric in ("dice", "ap", "auc"):
+    for metric in ("dice", "dice_fixed", "ap", "auc"):
         c = cmp[("baseline", "ss", metric)]
         observed = rows["ss"][metric]["value"] - rows["baseline"][metric]["value"]
         assert c["delta"] == pytest.approx(observed)
@@ -262,6 +267,7 @@ def test_retest_table_and_agreement(study, full_report):
         x = t[(rep, "baseline", "ss", "dice")]
         assert x["df"] == 49 and x["mean_diff"] > 0
     assert t[("all", "baseline", "ss", "ap")]["n"] == 150
+    assert "overstate significance" in t4["note"] and "paper" in t4["note"]
     pairs = {(a["rep_a"], a["rep_b"]): a for a in t4["intra_rater"]}
     rep1 = np.concatenate([truth[n].ravel() for n in RETEST_EXAMS]) > 0
     rep3 = np.concatenate([m.ravel() for m in rep3]) > 0
@@ -299,7 +305,10 @@ def test_files_markdown_html_and_plots(full_report):
         assert heading in md, heading
     ss = {r["run"]: r for r in doc["tables"]["table1"]["rows"]}["ss"]["auc"]
     assert "| ss | " in md and f"{ss['value']:.3f} [{ss['ci_low']:.3f}, {ss['ci_high']:.3f}]" in md
-    assert "| ss - baseline | Exam AUC |" in md
+    assert "| ss - baseline | Exam AUC |" in md and "| ss - baseline | DSC @ 0.5 |" in md
+    assert "Subset DSC (p >= 0.5)" in md
+    table4 = md[md.index("## Table 4."):md.index("## Supplemental")]
+    assert "overstate significance" in table4
     assert "EDH: AUC undefined: no positive exams" in md  # NaN reasons listed under the table
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "<style>" in page and "Table 4." in page
@@ -430,3 +439,104 @@ def test_run_traits_from_training_configs():
     assert info("b", "student", cfg(top=100)).ranker is False
     assert info("c", "pixel-oracle", cfg(enabled=False)).ranker is None
     assert info("d", "teacher", {}).contrast is None
+
+
+def study_config(contrast="mixed", enabled=True):
+    """A run config shaped like `ictview-train`'s (Config.to_dict()), trimmed."""
+    return {"augment": {"contrast": contrast, "gamma_range": [0.85, 1.1],
+                        "log_gain_range": [0.7, 1.1], "crop": 64},
+            "ranker": {"top_percent": 10.0, "k_hi": 0.5, "k_lo": 0.2, "enabled": enabled},
+            "train": {"device": "cpu", "seed": 0, "epochs": 12},
+            "study": {"contrast_variants": ["none", "power", "log"], "no_ranker": True,
+                      "prefix": ""}}  # fmt: skip
+
+
+# the runs `ictview-train study` makes (training/study.py), in the order it makes them, with a
+# pseudo-label run (predictions, but not a model) and the study's own run (no predictions)
+STUDY_RUNS = {
+    "baseline": ("teacher", study_config(), 0.5),
+    "baseline-contrast-none": ("teacher", study_config("none"), 0.35),
+    "baseline-contrast-power": ("teacher", study_config("power"), 0.4),
+    "baseline-contrast-log": ("teacher", study_config("log"), 0.3),
+    "baseline-pl": ("pseudolabel", {"model_run": "baseline", "role": "unlabeled"}, 0.5),
+    "ss": ("student", study_config(), 0.9),
+    "no-ranker": ("no-ranker", study_config(), 0.6),
+    "image-oracle": ("image-oracle", study_config(), 0.7),
+    "pixel-oracle": ("pixel-oracle", study_config(), 0.95),
+}  # fmt: skip
+STUDY_PARENTS = {r: "baseline" for r in ("baseline-pl", "ss", "no-ranker", "image-oracle",
+                                         "pixel-oracle")}  # fmt: skip
+STUDY_MODELS = ["baseline", "ss", "no-ranker", "image-oracle", "pixel-oracle",
+                "baseline-contrast-none", "baseline-contrast-power", "baseline-contrast-log"]
+
+
+@pytest.fixture(scope="module")
+def study_workspace(tmp_path_factory):
+    """Every run of a study, plus runs that are not (or not fully) evaluated."""
+    root = tmp_path_factory.mktemp("study") / "ws"
+    build_workspace(root, runs=STUDY_RUNS, parents=STUDY_PARENTS)
+    with Workspace.open(root) as ws:
+        ws.create_run("study", "study", study_config())
+        ws.create_run("unevaluated", "student", study_config(), "baseline")
+        ws.create_run("half", "teacher", study_config())
+        for i, name in enumerate([n for n, *_ in TEST_EXAMS][:5]):
+            truth = ws.load_labels("reference", name)
+            ws.write_prediction("half", name, predict(0.5, truth if truth is not None else
+                                                      np.zeros(SHAPE, np.uint8), 5000 + i))
+    return root
+
+
+def test_report_without_runs_takes_every_model_run(study_workspace, tmp_path):
+    doc = run_report(study_workspace, None, tmp_path / "out", n_boot=N_BOOT, seed=1)
+    assert [r["name"] for r in doc["runs"]] == STUDY_MODELS  # baseline first, variants last
+    assert doc["settings"]["runs_from"].startswith("every model run")
+    notes = " ".join(doc["notes"])
+    assert "run 'unevaluated' (student) left out: no test predictions" in notes
+    assert "run 'half' (teacher) left out: predicted 5 of 15 test exams" in notes
+    assert "baseline-pl" not in notes and "'study'" not in notes
+    tables = doc["tables"]
+    missing = {k: t["omitted"] for k, t in tables.items() if "omitted" in t}
+    assert not missing
+    assert [r["run"] for r in tables["table1"]["rows"]] == STUDY_MODELS
+    pairs = {(c["run_a"], c["run_b"]) for c in tables["table1"]["comparisons"]}
+    assert ("baseline", "ss") in pairs and len(pairs) == 28
+    (t2,) = tables["table2"]["studies"]
+    assert t2["reference_run"] == "baseline-contrast-none"
+    assert [r["contrast"] for r in t2["rows"]] == ["none", "power", "log", "mixed"]
+    assert tables["table3"]["pairs"] == [["no-ranker", "ss"]] and "note" not in tables["table3"]
+    for c in tables["table1"]["comparisons"] + tables["table3"]["comparisons"]:
+        assert c["p"] is not None and c["ci_low"] <= c["delta"] <= c["ci_high"]
+    t4 = tables["table4"]
+    assert t4["runs"] == STUDY_MODELS
+    assert {(x["run_a"], x["run_b"]) for x in t4["tests"]} == {("baseline", r)
+                                                                for r in STUDY_MODELS[1:]}
+    assert set(tables["supplemental_table1"]["rows"][0]["auc"]) == set(STUDY_MODELS)
+    md = (tmp_path / "out" / "report.md").read_text()
+    for heading in ("## Table 1.", "## Table 2.", "## Table 3.", "## Table 4.",
+                    "## Supplemental Table 1.", "operating point"):  # fmt: skip
+        assert heading in md, heading
+    # the same runs given explicitly: the same numbers
+    given = run_report(study_workspace, STUDY_MODELS, tmp_path / "given", n_boot=N_BOOT, seed=1)
+    assert given["tables"] == doc["tables"]
+
+
+def test_report_without_runs_needs_an_evaluated_model(tmp_path):
+    root = tmp_path / "ws"
+    build_workspace(root, validation=False, retest=False,
+                    runs={"baseline-pl": STUDY_RUNS["baseline-pl"]})
+    with Workspace.open(root) as ws:
+        ws.create_run("baseline", "teacher", study_config())
+    with pytest.raises(IctviewError, match="no model run has predictions on every test exam") as e:
+        run_report(root, None, tmp_path / "out", n_boot=10)
+    assert "run 'baseline' (teacher) left out: no test predictions" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_without_runs(study_workspace, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert report_main(["report", "--workspace", str(study_workspace), "--out", str(out),
+                        "--n-boot", "20"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "report written to" in printed and "note: run 'half' (teacher) left out" in printed
+    doc = strict_json(out / "report.json")
+    assert [r["name"] for r in doc["runs"]] == STUDY_MODELS
