@@ -60,10 +60,15 @@ DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
 
 class Skip(Exception):
-    """A file the scanner leaves out; the message is the one-line reason."""
+    """A file the scanner leaves out; the message is the one-line reason.
 
-    def __init__(self, reason: str) -> None:
+    `series_uid` / `modality`: set for a file left out for its modality, so the scan can
+    tell a CT series that some of its SeriesInstanceUID's files were another modality."""
+
+    def __init__(self, reason: str, series_uid: str = "", modality: str = "") -> None:
         super().__init__(one_line(reason))
+        self.series_uid = series_uid
+        self.modality = modality
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -455,6 +460,17 @@ def _int(values: dict, key: str) -> int | None:
         raise Skip(f"invalid {key} {str(v[0])[:40]!r}") from None
 
 
+def _rescale(values: dict, key: str) -> float | None:
+    """A rescale value as written (NaN and inf too); None when absent or empty."""
+    v = values.get(key)
+    if not v or not str(v[0]).strip():
+        return None
+    try:
+        return float(v[0])
+    except (TypeError, ValueError):
+        raise Skip(f"invalid {key} {str(v[0])[:40]!r} (not a number)") from None
+
+
 def _opt_float(values: dict, key: str) -> float | None:
     try:
         v = _float(values, key)
@@ -477,7 +493,8 @@ def _build(path: str, size: int, values: dict, pixels: PixelLocation | None) -> 
         raise Skip("DICOMDIR (media directory), not an image")
     modality = _first(values, "Modality").upper()
     if modality != "CT":
-        raise Skip(f"modality {modality or 'missing'}, not CT")
+        raise Skip(f"modality {modality or 'missing'}, not CT",
+                   series_uid=_first(values, "SeriesInstanceUID"), modality=modality or "missing")
     if sop_class and sop_class != CT_IMAGE_STORAGE:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about malformed UIDs
@@ -525,13 +542,13 @@ def _build(path: str, size: int, values: dict, pixels: PixelLocation | None) -> 
     pixel_rep = _opt_int(values, "PixelRepresentation") or 0
     if pixel_rep not in (0, 1):
         raise Skip(f"invalid PixelRepresentation {pixel_rep}")
-    slope = _opt_float(values, "RescaleSlope")
-    intercept = _opt_float(values, "RescaleIntercept")
+    # kept as written, 0 / NaN / inf included: the series check (dicom_plausible) excludes
+    # the series naming the value; only an absent value is "missing" (taken as 1 / 0)
+    slope = _rescale(values, "RescaleSlope")
+    intercept = _rescale(values, "RescaleIntercept")
     rescale_missing = slope is None or intercept is None
-    if slope is None or slope == 0:
-        slope = 1.0
-    if intercept is None:
-        intercept = 0.0
+    slope = 1.0 if slope is None else slope
+    intercept = 0.0 if intercept is None else intercept
     ts = _first(values, "TransferSyntaxUID", str(uids.ImplicitVRLittleEndian))
     expected = rows * cols * (bits_allocated // 8)
     if pixels.length is not None and pixels.value_offset >= 0:

@@ -9,6 +9,7 @@ still in cache, in int16 whenever the value range allows it.
 
 from __future__ import annotations
 
+import math
 import struct
 import sys
 import warnings
@@ -22,11 +23,13 @@ AIR_HU = -1024
 _LITTLE = sys.byteorder == "little"
 
 
-def read_slice_into(out: np.ndarray, h: FileHeader) -> None:
-    """Fill `out` (int16, rows x cols) with the slice's HU. Raises Skip(reason) on failure."""
+def read_slice_into(out: np.ndarray, h: FileHeader) -> int:
+    """Fill `out` (int16, rows x cols) with the slice's HU. Raises Skip(reason) on failure.
+
+    Returns how many voxels (padding aside) were clipped to the int16 range: the caller
+    decides whether that is a warning or a wrong rescale (dicom_plausible)."""
     if h.pixels is not None and _LITTLE and _read_raw(out, h):
-        stored_to_hu_inplace(out, h)
-        return
+        return stored_to_hu_inplace(out, h)
     arr = _decode_with_pydicom(h)
     if arr.shape != out.shape:
         raise Skip(f"decoded pixels are {arr.shape}, header says {out.shape}")
@@ -35,9 +38,12 @@ def read_slice_into(out: np.ndarray, h: FileHeader) -> None:
             out.view(np.uint16)[...] = arr.astype(np.uint16, copy=False)
         else:
             out[...] = arr.astype(np.int16, copy=False)
-        stored_to_hu_inplace(out, h)
-    else:
-        out[...] = stored_to_hu(arr, h)
+        return stored_to_hu_inplace(out, h)
+    pad = _padding_mask(arr, h)
+    out[...], clipped = _rescaled(arr, h, pad)
+    if pad is not None:
+        out[pad] = AIR_HU
+    return clipped
 
 
 def _read_raw(out: np.ndarray, h: FileHeader) -> bool:
@@ -79,8 +85,9 @@ def _decode_with_pydicom(h: FileHeader) -> np.ndarray:
     return arr
 
 
-def stored_to_hu_inplace(s: np.ndarray, h: FileHeader) -> None:
-    """`s` holds the raw 16 stored bits (int16 buffer); convert to HU in place."""
+def stored_to_hu_inplace(s: np.ndarray, h: FileHeader) -> int:
+    """`s` holds the raw 16 stored bits (int16 buffer); convert to HU in place.
+    Returns the number of voxels clipped to int16 (padding aside)."""
     bs = h.bits_stored
     u = s.view(np.uint16)
     if h.pixel_representation == 0:
@@ -97,7 +104,8 @@ def stored_to_hu_inplace(s: np.ndarray, h: FileHeader) -> None:
         values = s
     pad = _padding_mask(values, h)
     slope, intercept = h.slope, h.intercept
-    if slope == 1.0 and intercept == int(intercept):
+    clipped = 0
+    if slope == 1.0 and math.isfinite(intercept) and intercept == int(intercept):
         if -32768 <= lo + intercept and hi + intercept <= 32767:
             if intercept:
                 # the stored range fits int16 here (unsigned < 2**15), so the int16 view is exact
@@ -105,23 +113,37 @@ def stored_to_hu_inplace(s: np.ndarray, h: FileHeader) -> None:
         else:
             t = values.astype(np.int32)
             t += int(intercept)
+            clipped = _count_outside(t, pad)
             np.clip(t, -32768, 32767, out=t)
             s[...] = t
     else:
-        s[...] = stored_to_hu(values, h, padding=False)
+        s[...], clipped = _rescaled(values, h, pad)
     if pad is not None:
         s[pad] = AIR_HU
+    return clipped
 
 
 def stored_to_hu(values: np.ndarray, h: FileHeader, padding: bool = True) -> np.ndarray:
     """General path: any stored dtype, any slope/intercept; rounds and clips to int16."""
-    f = values.astype(np.float64) * h.slope + h.intercept
-    hu = np.clip(np.rint(f), -32768, 32767).astype(np.int16)
-    if padding:
-        pad = _padding_mask(values, h)
-        if pad is not None:
-            hu[pad] = AIR_HU
+    pad = _padding_mask(values, h) if padding else None
+    hu, _ = _rescaled(values, h, pad)
+    if pad is not None:
+        hu[pad] = AIR_HU
     return hu
+
+
+def _rescaled(values: np.ndarray, h: FileHeader, pad: np.ndarray | None) -> tuple[np.ndarray, int]:
+    f = np.rint(values.astype(np.float64) * h.slope + h.intercept)
+    clipped = _count_outside(f, pad)
+    return np.clip(f, -32768, 32767).astype(np.int16), clipped
+
+
+def _count_outside(v: np.ndarray, pad: np.ndarray | None) -> int:
+    """Values int16 cannot hold (NaN included), padding pixels aside (they become air)."""
+    bad = ~((v >= -32768) & (v <= 32767))
+    if pad is not None:
+        bad &= ~pad
+    return int(np.count_nonzero(bad))
 
 
 def _padding_mask(values: np.ndarray, h: FileHeader) -> np.ndarray | None:

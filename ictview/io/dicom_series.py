@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from ictview.core.geometry import Geometry
 from ictview.errors import IctviewError
 from ictview.io.dicom_header import FileHeader, Skip, one_line, read_file_header
 from ictview.io.dicom_pixels import read_slice_into
+from ictview.io.dicom_plausible import SeriesExcluded, header_problem, saturation_problem
 
 # |normal . z| at or above this is axial: tolerates gantry tilt and tilted reformats (<= 45 deg)
 AXIAL_MIN_COS = float(np.cos(np.radians(45.0)))
@@ -55,6 +56,8 @@ class SeriesHeader:
     is_localizer: bool
     files: list[str]  # file paths (any order)
     sop_uids: list[str]  # same order as files
+    # files with this SeriesInstanceUID left out for their modality: {"MR": 5}
+    other_modalities: dict[str, int] = field(default_factory=dict)
 
     # scan() also leaves `_headers` (a plain attribute, not a field, so asdict() and
     # equality ignore it): the parsed FileHeader per file, which read_series reuses.
@@ -131,6 +134,7 @@ def scan(
         paths = [paths]
     files, skipped = _list_files(paths)
     groups: dict[str, list[FileHeader]] = {}
+    other_modalities: dict[str, Counter] = {}
     sop_seen: dict[str, str] = {}
     total = len(files)
     for i, path in enumerate(files):
@@ -145,11 +149,15 @@ def scan(
             groups.setdefault(h.series_uid, []).append(h)
         except Skip as exc:
             skipped.append(SkippedFile(path, str(exc)))
+            if exc.series_uid:
+                other_modalities.setdefault(exc.series_uid, Counter())[exc.modality] += 1
         except Exception as exc:  # last resort: a file must never stop the scan
             skipped.append(SkippedFile(path, one_line(f"unexpected error: {type(exc).__name__}: {exc}")))
         if progress is not None:
             progress(i + 1, total)
     series = [_series_header(hs) for hs in groups.values()]
+    for s in series:
+        s.other_modalities = dict(sorted(other_modalities.get(s.series_uid, {}).items()))
     series.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else -1, s.series_uid))
     return ScanResult(series, skipped)
 
@@ -205,6 +213,13 @@ def _estimated_spacing(s: SeriesHeader) -> float | None:
     return float(np.median(np.diff(d)))
 
 
+def _header_problem(s: SeriesHeader) -> str | None:
+    """Implausible rescale or geometry values among scan()'s headers (read_series checks
+    again whatever the headers came from)."""
+    hs = getattr(s, "_headers", None)
+    return header_problem(hs, _estimated_spacing(s)) if hs else None
+
+
 def choose_series(series: list[SeriesHeader], min_thickness_mm: float = 2.0) -> SeriesChoice:
     """Pick the series to interpret among one study's series; every other one gets a reason.
 
@@ -227,6 +242,8 @@ def choose_series(series: list[SeriesHeader], min_thickness_mm: float = 2.0) -> 
             excluded.append((s, "not axial (slice normal far from the z axis)"))
         elif len(s.files) < 2:
             excluded.append((s, "only 1 slice"))
+        elif (problem := _header_problem(s)) is not None:
+            excluded.append((s, problem))
         elif thickness is not None and thickness < min_thickness_mm - 1e-6:
             excluded.append((s, f"slice thickness {thickness:g} mm < {min_thickness_mm:g} mm"))
         else:
@@ -264,8 +281,9 @@ def _describe(s: SeriesHeader) -> str:
 def read_series(header: SeriesHeader) -> SeriesVolume:
     """Decode one series to an int16 HU volume sorted along the slice normal.
 
-    Problems that leave a usable volume go to `warnings`; IctviewError only when
-    nothing usable remains."""
+    Problems that leave a usable volume go to `warnings`; IctviewError when nothing
+    usable remains, SeriesExcluded (an IctviewError) when a rescale or geometry value
+    would make the HU or the millilitres wrong (dicom_plausible)."""
     where = os.path.dirname(header.files[0]) if header.files else header.series_uid
     warnings: list[str] = []
     hs = _file_headers(header, warnings)
@@ -281,13 +299,18 @@ def read_series(header: SeriesHeader) -> SeriesVolume:
     normal /= np.linalg.norm(normal)
 
     hs = _sorted_unique(hs, normal, warnings)
+    steps = np.diff([float(np.dot(h.ipp, normal)) for h in hs])
+    problem = header_problem(hs, float(np.median(steps)) if len(steps) else None)
+    if problem is not None:
+        raise SeriesExcluded(f"{where}: series {header.series_uid}", problem)
     rows, cols = hs[0].rows, hs[0].cols
     hu = np.empty((len(hs), rows, cols), dtype=np.int16)
     ok = np.ones(len(hs), dtype=bool)
     failures: list[str] = []
+    clipped = 0
     for k, h in enumerate(hs):
         try:
-            read_slice_into(hu[k], h)
+            clipped += read_slice_into(hu[k], h)
         except Skip as exc:
             ok[k] = False
             failures.append(f"{os.path.basename(h.path)}: {exc}")
@@ -307,9 +330,21 @@ def read_series(header: SeriesHeader) -> SeriesVolume:
         hu = hu[ok]
         hs = [h for h, keep in zip(hs, ok) if keep]
 
+    saturated, clip_warning = saturation_problem(clipped, hu.size, hs[0])
+    if saturated is not None:
+        raise SeriesExcluded(f"{where}: series {header.series_uid}", saturated)
+    if clip_warning is not None:
+        warnings.append(clip_warning)
     if any(h.rescale_missing for h in hs):
         warnings.append("RescaleSlope/RescaleIntercept missing: stored values taken as HU")
     geometry = _geometry(hs, row, col, normal, warnings)
+    if header.other_modalities:
+        others = ", ".join(f"{n} {m}" for m, n in header.other_modalities.items())
+        step = float(np.linalg.norm(geometry.slice_step))
+        warnings.append(
+            f"mixed modalities under one SeriesInstanceUID: {others} file(s) left out; the volume "
+            f"holds the {len(hs)} CT slices only ({step:.2f} mm apart)"
+        )
     first = hs[0]
     meta = dict(first.meta)
     meta.update(

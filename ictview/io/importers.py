@@ -16,6 +16,7 @@ import numpy as np
 
 from ictview.errors import IctviewError
 from ictview.io import dicom_series
+from ictview.io.dicom_plausible import SeriesExcluded
 from ictview.io.label_formats import (
     find_mask,
     mask_exam_name,
@@ -121,24 +122,25 @@ def import_source(
         for n, (study_uid, series) in enumerate(sorted(studies.items())):
             if progress:
                 progress(n, len(studies), "importing")
+            existing = ws.find_study(study_uid)
             choice = dicom_series.choose_series(series, opts.min_thickness_mm)
+            vol = error = None
+            if choice.chosen is not None and not existing:
+                choice, vol, error = _read_chosen(series, choice, opts.min_thickness_mm)
             for s, reason in choice.excluded:
                 report.excluded_series.append(f"{s.patient_id} {s.series_description!r}: {reason}")
+            if error is not None:
+                report.failed.append(f"{choice.chosen.patient_id} ({study_uid}): {error}")
+                continue
             if choice.chosen is None:
-                report.failed.append(f"study {study_uid}: no series to interpret")
+                report.failed.append(f"study {study_uid}: no series to interpret{_why_none(choice)}")
                 continue
             header = choice.chosen
             keys = [header.patient_id]  # labels are keyed by exam name = PatientID
-            existing = ws.find_study(study_uid)
             if existing:
                 report.already_present.append(existing)
                 _attach_to_existing(ws, existing, header, keys, opts, rsna, reads, report,
                                     matched_rsna, matched_reads, matched_masks)
-                continue
-            try:
-                vol = dicom_series.read_series(header)
-            except IctviewError as e:
-                report.failed.append(f"{header.patient_id} ({study_uid}): {e}")
                 continue
             name = ws.unique_exam_name(header.patient_id or study_uid)
             keys.append(name)
@@ -170,6 +172,37 @@ def _nothing_found(sources: list[Path], skipped: list[str]) -> str:
         return f"{where}: no files found (nothing imported)"
     return (f"{where}: no DICOM CT series found, nothing imported ({len(skipped)} file(s) "
             f"skipped; first: {skipped[0]})")
+
+
+def _read_chosen(series, choice, min_thickness_mm):
+    """Read the chosen series -> (choice, volume, error line). A series found implausible
+    only once its pixels are decoded (values saturating int16) is excluded and the next
+    choice read instead."""
+    refused: list[tuple[object, str]] = []
+    vol = error = None
+    while choice.chosen is not None:
+        try:
+            vol = dicom_series.read_series(choice.chosen)
+        except SeriesExcluded as e:
+            refused.append((choice.chosen, e.reason))
+            rest = [s for s in series if all(s is not r for r, _ in refused)]
+            choice = dicom_series.choose_series(rest, min_thickness_mm)
+            continue
+        except IctviewError as e:
+            error = str(e)
+        break
+    choice.excluded[:0] = refused
+    return choice, vol, error
+
+
+def _why_none(choice) -> str:
+    """Why no series of a study is usable, in the one line of the text report."""
+    if not choice.excluded:
+        return ""
+    shown = "; ".join(f"series {s.series_number if s.series_number is not None else '?'}: {r}"
+                      for s, r in choice.excluded[:3])
+    more = f"; and {len(choice.excluded) - 3} more" if len(choice.excluded) > 3 else ""
+    return f" ({shown}{more})"
 
 
 def _new_exam(name, opts, vol, choice, report) -> NewExam:

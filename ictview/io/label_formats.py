@@ -144,8 +144,11 @@ class MaskCheck:
 def find_mask(folder: Path, exam: str) -> Path | None:
     for ext in (".nii.gz", ".nii"):
         p = Path(folder) / f"{exam}{ext}"
-        if p.exists():
-            return p
+        try:
+            if p.exists():
+                return p
+        except OSError:  # a key too long for a file name (e.g. a 300-character PatientID)
+            continue
     return None
 
 

@@ -15,6 +15,7 @@ whole exam or only orphan files, which the next import removes under the import 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -41,6 +42,25 @@ def safe_name(text: str) -> str:
     """A name usable as a file name on every OS, stable for the same input."""
     name = _SAFE.sub("_", text.strip()).strip("._")
     return name or "unnamed"
+
+
+# Exam names come from DICOM tags (PatientID, StudyInstanceUID) and name files
+# (volumes/<exam>.h5, labels/<set>/<exam>.h5 + temp suffixes): 64 characters keeps every
+# path component far below the 255 bytes file systems allow.
+MAX_EXAM_NAME = 64
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def bounded_name(text: str, limit: int = MAX_EXAM_NAME) -> str:
+    """safe_name() of at most `limit` characters, stable for the same input. A cut name
+    ends in 8 hex digits of the full text's hash, so two long IDs sharing a prefix differ."""
+    name = safe_name(text)
+    if len(name) > limit:
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        name = f"{name[: limit - 9].rstrip('._-')}-{digest}"
+    if name.split(".")[0].upper() in _RESERVED:  # device names on Windows
+        name = f"{name}_"
+    return name
 
 
 @dataclass(frozen=True)
@@ -209,7 +229,7 @@ class Workspace:
         return row[0] if row else None
 
     def unique_exam_name(self, wanted: str) -> str:
-        base = safe_name(wanted)
+        base = bounded_name(wanted)
         name, n = base, 1
         while self.con.execute("SELECT 1 FROM exams WHERE name=?", (name,)).fetchone():
             n += 1
