@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_retest_parser(sub)
 
+    from ictview.pacs.cli import add_pacs_parser
+
+    add_pacs_parser(sub)
+
     p = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = p.add_subparsers(dest="bench", parser_class=_Parser, metavar="WHAT", required=True)
     b = bsub.add_parser("io", help="DICOM series reading vs a plain pydicom loop, and workspace reads")
@@ -343,7 +347,13 @@ def cmd_relocate(args) -> int:
     return run(args)
 
 
-COMMANDS = {"retest": cmd_retest, "open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
+def cmd_pacs(args) -> int:
+    from ictview.pacs.cli import cmd_pacs as run
+
+    return run(args)
+
+
+COMMANDS = {"pacs": cmd_pacs, "retest": cmd_retest, "open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
             "export": cmd_export, "bench": cmd_bench, "relocate": cmd_relocate}
 
 

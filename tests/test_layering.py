@@ -7,7 +7,7 @@ import pkgutil
 import subprocess
 import sys
 
-CORE = ("core", "io", "store", "synth", "study", "stats")
+CORE = ("core", "io", "store", "synth", "study", "stats", "pacs")
 
 
 def _modules(package: str) -> list[str]:

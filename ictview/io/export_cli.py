@@ -31,6 +31,10 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     p.add_argument("--exam", "--exams", dest="exams", nargs="+", action="extend", default=[],
                    metavar="NAME", help="only these exams (default: every exam of the labelset)")
+    p.add_argument("--deidentify", action="store_true",
+                   help="de-identify (DICOM PS3.15 basic profile with modified dates, see "
+                   "ictview/pacs/deid.py); files are named ANON-...; the mapping stays in "
+                   "WS/pacs/deid.sqlite")
     p.add_argument("--json", action="store_true", help="print the written files as JSON")
     p.add_argument("--json-progress", action="store_true",
                    help="report progress as one JSON object per line on stdout")
@@ -47,8 +51,10 @@ def cmd_export(args) -> int:
     with Workspace.open(args.workspace) as ws:
         progress = make_progress("export", args.json_progress)
         try:
-            result = export_labelset(ws, args.labelset, args.format, args.out, args.exams or None,
-                                     progress)
+            run = export_labelset
+            if getattr(args, "deidentify", False):
+                from ictview.pacs.deid import export_deidentified as run
+            result = run(ws, args.labelset, args.format, args.out, args.exams or None, progress)
         finally:
             close = getattr(progress, "close", None)
             if close:
