@@ -120,6 +120,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         K = QtGui.QKeySequence.StandardKey
         A("open", "&Open workspace…", self._choose_workspace, K.Open)
         A("export", "&Export labels…", self._export_labels, "Ctrl+E")
+        A("pacs", "&PACS…", self._open_pacs)
         A("quit", "&Quit", self.close, K.Quit)
         A("undo", "&Undo", self.undo, [K.Undo])
         A("redo", "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
@@ -161,6 +162,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         m.addSeparator()
         m.addAction(a["export"])
+        m.addAction(a["pacs"])
         m.addSeparator()
         m.addAction(a["quit"])
         m = mb.addMenu("&Edit")
@@ -605,6 +607,21 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         if self.model is not None:
             self.model.flush()  # export what the rater sees
         dialog = ExportDialog(self, self.ws, self.labelset, self.model.exam if self.model else None)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def _open_pacs(self) -> None:
+        from ictview.gui.pacs_dialog import PacsDialog
+
+        if self.model is not None:
+            self.model.flush()  # send what the rater sees
+        ws = self.ws
+        # the labelsets this rater may see (the combo already applies test-retest blinding)
+        shown = [self.labelset_combo.itemData(i) for i in range(self.labelset_combo.count())]
+        dialog = PacsDialog(self, ws.root if ws else None, self.labelset, shown,
+                            ws.sites() if ws else {})
+        dialog.imported.connect(lambda _names: self.ws and self.exam_list.load(self.ws,
+                                                                               self.labelset))
         dialog.exec()
         dialog.deleteLater()
 
