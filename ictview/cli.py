@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render the app offscreen with the demo loaded to PNG and exit")
     _add_json_progress(p)
 
+    p = sub.add_parser(
+        "check", help="verify the catalog, every stored file, the journals and the audit chain",
+        description="Exit 0 when everything is what ictview wrote; 1 with one line per problem "
+        "(naming the exam or file) on stdout. Notes (not problems) and a summary go to stderr.")
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
     from ictview.io.export_cli import add_export_parser
 
     add_export_parser(sub)
@@ -329,6 +336,21 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from ictview.store.check import check_workspace, format_report
+
+    report = check_workspace(args.workspace)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in report.problems:
+            print(line)
+        for line in report.notes:
+            print(f"note: {line}", file=sys.stderr)
+        print(format_report(report), file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def cmd_export(args) -> int:
     from ictview.io.export_cli import cmd_export as run
 
@@ -354,7 +376,8 @@ def cmd_pacs(args) -> int:
 
 
 COMMANDS = {"pacs": cmd_pacs, "retest": cmd_retest, "open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
-            "export": cmd_export, "bench": cmd_bench, "relocate": cmd_relocate}
+            "export": cmd_export, "bench": cmd_bench, "relocate": cmd_relocate,
+            "check": cmd_check}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,11 @@ pseudolabel run serves every C / K setting (and the GUI's threshold inspection).
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from ictview.errors import IctviewError
+from ictview.store.run_lock import RunLock
 from ictview.store.workspace import Workspace
 from training import distributed as D
 from training.config import InferenceSection
@@ -48,7 +50,9 @@ def run_predictions(
     if not ckpt.is_file():
         raise IctviewError(f"{ckpt}: no '{checkpoint}' checkpoint for run '{model_run}'")
     predictor = Predictor.from_checkpoint(ckpt, dev, settings, overrides=overrides or ())
-    with Workspace.open(ws_root) as ws:
+    # one process predicts into a run at a time (rank 0 holds it for the world)
+    lock = RunLock(Path(ws_root) / "runs" / out_run, out_run, f"ictview-train {kind}")
+    with lock if info.is_main else nullcontext(), Workspace.open(ws_root) as ws:
         config = {"model_run": model_run, "checkpoint": str(ckpt),
                   "inference": predictor.settings.__dict__, **(extra_config or {})}
         run_dir = ws.run_dir(out_run)

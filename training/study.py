@@ -25,10 +25,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
 from ictview.errors import IctviewError
+from ictview.store.run_lock import RunLock
 from ictview.store.workspace import Workspace
 from training import distributed as D
 from training.config import Config, save_config
@@ -111,7 +113,16 @@ def _headline(metrics: dict) -> dict:
 
 def run_study(ws_root: Path | str, cfg: Config, *, json_progress: bool = False,
               quiet: bool = False) -> dict:
+    """The whole study; its run is locked for the duration (each stage locks its own run)."""
     ws_root = Path(ws_root)
+    study_run = f"{cfg.study.prefix}study"
+    info, _ = D.init(cfg.train.device)
+    lock = RunLock(ws_root / "runs" / study_run, study_run, "ictview-train study")
+    with lock if info.is_main else nullcontext():
+        return _run_study(ws_root, cfg, json_progress=json_progress, quiet=quiet)
+
+
+def _run_study(ws_root: Path, cfg: Config, *, json_progress: bool, quiet: bool) -> dict:
     p = cfg.study.prefix
     study_run = f"{p}study"
     t0 = time.perf_counter()

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from ictview.errors import IctviewError
+from ictview.store.run_lock import RunLock
 from ictview.store.workspace import Workspace
 from training import distributed as D
 from training.config import Config, save_config
@@ -377,6 +378,8 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         latest = self.ckpt_dir / "latest.pt"
         if self.dist.is_main:
+            # one process trains into a run at a time (a second one mixed their files)
+            self.run_lock = RunLock(self.run_dir, self.run, f"ictview-train {self.kind}").acquire()
             if not self.resume and (self.ckpt_dir / "latest.pt").exists():
                 raise IctviewError(
                     f"{self.run_dir}: run '{self.run}' already has checkpoints: "
@@ -415,7 +418,11 @@ class Trainer:
             self.model = torch.compile(self.model)
 
     def fit(self) -> FitResult:
-        self.setup()
+        try:
+            self.setup()
+        except BaseException:
+            self._release_run_lock()
+            raise
         try:
             with self._signals():
                 return self._loop()
@@ -428,6 +435,12 @@ class Trainer:
             self.log.close()
             if hasattr(self, "ws"):
                 self.ws.close()
+            self._release_run_lock()
+
+    def _release_run_lock(self) -> None:
+        lock = getattr(self, "run_lock", None)
+        if lock is not None:
+            lock.release()
 
     def _loop(self) -> FitResult:
         t = self.cfg.train

@@ -186,6 +186,7 @@ class AnnotationModel:
         self.revision = 0  # increases with every journaled step
         self.saved_revision = 0  # last revision the saver wrote
         self.recovered_steps = 0  # journal records replayed at open (after a crash)
+        self.journal_notices: list[str] = []  # journal damage found at open, for the user
         self._saver: LabelSaver | None = None
         self._closed = False
         # time on task

@@ -22,6 +22,7 @@ from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
 from ictview.gui.app import settings
 from ictview.gui.exam_list import ExamListPanel
+from ictview.gui.exam_verifier import ExamVerifier
 from ictview.gui.panels_host import PanelsHost
 from ictview.gui.shared_annotation import AnnotationHost, preset_of
 from ictview.gui.slice_view import SliceView
@@ -70,6 +71,8 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self._bridge = _Bridge(self)
         self._bridge.saved.connect(self._on_saved)
         self._bridge.loaded.connect(self._on_loaded)
+        self.verifier = ExamVerifier(self)  # checksums of the opened exam, in the background
+        self.verifier.verified.connect(self._on_verified)
 
         self.setWindowTitle("ictview")
         self.exam_list = ExamListPanel()
@@ -458,10 +461,20 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
             self.status.showMessage(
                 f"Recovered {model.recovered_steps} unsaved stroke(s) from the journal", 8000
             )
+        self._report_journal_notices(model)
+        if self.ws is not None and not self.preview:
+            shown = model.labelset if model.labelset and not getattr(model, "open_error", "") \
+                else None
+            self.verifier.start(self.ws.root, model.exam, shown)
         self._update_save_state()
         self._update_actions()
         self.slice_view.canvas.setFocus()
         self.exam_opened.emit(model.exam)
+
+    def _on_verified(self, exam: str, problems: list) -> None:
+        if problems and self.model is not None and self.model.exam == exam:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.report_error(f"{exam} failed verification: {problems[0]}{more}")
 
     def close_exam(self) -> None:
         """Finish the current exam: ends a stroke in progress and waits for its saves."""
@@ -630,6 +643,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
     def shutdown(self) -> None:
         """Close the exam (waiting for saves) and the workspace. Safe to call twice."""
         self.panels.shutdown()
+        self.verifier.join()
         self.close_exam()
         if self.ws is not None:
             self.ws.close()

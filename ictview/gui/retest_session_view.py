@@ -307,6 +307,7 @@ class RetestSessionWindow(AnnotationHost, QtWidgets.QMainWindow):
         self._show_volume(model)
         self._sync_from_model()
         self._show_progress()
+        self._report_journal_notices(model)
         self.slice_view.canvas.setFocus()
         self.exam_opened.emit(model.exam)
 

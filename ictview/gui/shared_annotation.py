@@ -63,6 +63,12 @@ class AnnotationHost:
         model.on_state_changed.append(self._sync_from_model)
         model.on_saved.append(self._bridge.saved.emit)  # saver thread -> queued to the GUI
 
+    def _report_journal_notices(self, model: AnnotationModel) -> None:
+        """Journal damage found at open (records dropped, journal set aside): the rater
+        must know that strokes may be missing, not find out later."""
+        for notice in model.journal_notices:
+            self.report_error(notice)
+
     def _show_volume(self, model: AnnotationModel) -> None:
         """Show the exam on the slice with the most labels (the middle one when none)."""
         counts = np.count_nonzero(model.labels.reshape(model.labels.shape[0], -1), axis=1)

@@ -77,6 +77,7 @@ def labelset_exams(ws: Workspace, labelset: str, exams: Iterable[str] | None = N
 
 
 def _load(ws: Workspace, labelset: str, exam: str) -> np.ndarray:
+    ws.verify_labels(labelset, exam)  # what leaves the workspace is what was saved
     labels = ws.load_labels(labelset, exam)
     if labels is None:
         raise IctviewError(f"{ws.label_path(labelset, exam)}: label file not found")
@@ -109,7 +110,7 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def export_nifti(ws: Workspace, labelset: str, exam: str, out_dir: Path) -> Path:
     labels = _load(ws, labelset, exam)
-    geometry = ws.read_volume(exam).geometry
+    geometry = ws.read_volume(exam, verify=True).geometry
     return write_nifti(Path(out_dir) / f"{exam}.nii.gz", labels, geometry)
 
 
@@ -132,7 +133,7 @@ def source_datasets(ws: Workspace, exam: str) -> list:
     from pydicom.errors import InvalidDicomError
 
     e = ws.exam(exam)
-    sops = ws.read_volume(exam).sop_uids
+    sops = ws.read_volume(exam, verify=True).sop_uids
     folder = exam_source(ws, exam)
     if not folder.is_dir():
         raise IctviewError(

@@ -12,10 +12,8 @@ import hashlib
 import json
 import os
 import secrets
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -36,22 +34,36 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-@contextmanager
-def atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Yield an HDF5 file to fill; on success it replaces `path` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with h5py.File(tmp, "w", libver="latest", locking=False) as f:
-            yield f
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+class atomic_h5:
+    """`with atomic_h5(path) as f:` fill an HDF5 file; on success it replaces `path`
+    atomically and `.sha1` is the checksum of exactly the bytes renamed into place
+    (hashed from the temp file, so a concurrent writer cannot slip in between)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(
+            f"{self.path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+        self.sha1 = ""
+        self._f: h5py.File | None = None
+
+    def __enter__(self) -> h5py.File:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = h5py.File(self.tmp, "w", libver="latest", locking=False)
+        return self._f
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        replaced = False
+        try:
+            self._f.close()
+            if exc_type is None:
+                # the hash reads the pages just written, still in the page cache
+                digest = file_sha1(self.tmp, fsync=True)
+                os.replace(self.tmp, self.path)
+                replaced, self.sha1 = True, digest
+                fsync_dir(self.path.parent)
+        finally:
+            if not replaced:
+                self.tmp.unlink(missing_ok=True)
 
 
 def open_h5(path: Path) -> h5py.File:
@@ -63,12 +75,31 @@ def open_h5(path: Path) -> h5py.File:
         raise IctviewError(f"{path}: not a readable HDF5 file ({e.__class__.__name__})") from None
 
 
-def file_sha1(path: Path) -> str:
+def file_sha1(path: Path, fsync: bool = False) -> str:
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+        if fsync:
+            os.fsync(f.fileno())
     return h.hexdigest()
+
+
+def verify_file(path: Path, sha1: str | None) -> None:
+    """IctviewError naming the file when it is not the file the catalog recorded."""
+    if not sha1:
+        return  # saved before checksums were recorded: nothing to compare with
+    try:
+        actual = file_sha1(path)
+    except FileNotFoundError:
+        raise IctviewError(f"{path}: file not found") from None
+    except OSError as e:
+        raise IctviewError(f"{path}: unreadable ({e.strerror or e})") from None
+    if actual != sha1:
+        raise IctviewError(
+            f"{path}: checksum mismatch (file changed since ictview wrote it; "
+            f"catalog sha1 {sha1[:12]}, file {actual[:12]})"
+        )
 
 
 # ---- volumes -------------------------------------------------------------------------
@@ -82,18 +113,21 @@ class StoredVolume:
     attrs: dict = field(default_factory=dict)
 
 
-def write_volume(path: Path, hu: np.ndarray, geometry: Geometry, sop_uids: list[str], attrs: dict) -> None:
+def write_volume(path: Path, hu: np.ndarray, geometry: Geometry, sop_uids: list[str], attrs: dict) -> str:
+    """Write the volume; returns the sha1 of the file."""
     if hu.dtype != np.int16 or hu.ndim != 3:
         raise ValueError(f"volume must be int16 (z, y, x), got {hu.dtype} {hu.shape}")
     if len(sop_uids) != hu.shape[0]:
         raise ValueError("one SOP Instance UID per slice is required")
-    with atomic_h5(path) as f:
+    out = atomic_h5(path)
+    with out as f:
         # contiguous and uncompressed: whole-volume reads are a single memcpy
         f.create_dataset("hu", data=hu)
         f.create_dataset("sop_uids", data=np.array(sop_uids, dtype=h5py.string_dtype()))
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["geometry"] = json.dumps(geometry.to_dict())
         f.attrs["meta"] = json.dumps(attrs, default=str)
+    return out.sha1
 
 
 def read_volume(path: Path) -> StoredVolume:
@@ -113,10 +147,12 @@ def read_volume(path: Path) -> StoredVolume:
 # ---- label volumes ---------------------------------------------------------------------
 
 
-def write_labels(path: Path, labels: np.ndarray, attrs: dict) -> None:
+def write_labels(path: Path, labels: np.ndarray, attrs: dict) -> str:
+    """Write the label volume; returns the sha1 of the file."""
     if labels.dtype != np.uint8 or labels.ndim != 3:
         raise ValueError(f"labels must be uint8 (z, y, x), got {labels.dtype} {labels.shape}")
-    with atomic_h5(path) as f:
+    out = atomic_h5(path)
+    with out as f:
         # per-slice chunks + lzf: a mostly-empty 512x512x40 label volume is a few kB and
         # compresses faster than it would take to write raw
         f.create_dataset(
@@ -125,6 +161,7 @@ def write_labels(path: Path, labels: np.ndarray, attrs: dict) -> None:
         f.attrs["format_version"] = FORMAT_VERSION
         for k, v in attrs.items():
             f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v, default=str)
+    return out.sha1
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, dict]:
@@ -149,8 +186,10 @@ class Prediction:
     attrs: dict = field(default_factory=dict)
 
 
-def write_prediction(path: Path, pred: Prediction) -> None:
-    with atomic_h5(path) as f:
+def write_prediction(path: Path, pred: Prediction) -> str:
+    """Write the prediction; returns the sha1 of the file."""
+    out = atomic_h5(path)
+    with out as f:
         f.create_dataset(
             "prob", data=pred.prob.astype(np.float16, copy=False),
             chunks=(1,) + pred.prob.shape[1:], compression="lzf",
@@ -160,6 +199,7 @@ def write_prediction(path: Path, pred: Prediction) -> None:
         f.attrs["format_version"] = FORMAT_VERSION
         for k, v in pred.attrs.items():
             f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v, default=str)
+    return out.sha1
 
 
 def read_prediction(path: Path, pixels: bool = True) -> Prediction:

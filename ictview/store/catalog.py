@@ -60,8 +60,8 @@ def _migrate(con: sqlite3.Connection, db_path: Path) -> None:
         )
     for v in range(version + 1, SCHEMA_VERSION + 1):
         with transaction(con):
-            for stmt in MIGRATIONS[v]:
-                con.execute(stmt)
+            for step in MIGRATIONS[v]:
+                con.execute(step) if isinstance(step, str) else step(con)
             con.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(v),)
             )

@@ -24,8 +24,16 @@ Journal format (little endian):
             u32 z, y0, x0, h, w, u8 kind (0: one value, 1: per-pixel values),
             packbits(mask) (ceil(h*w/8) bytes), then 1 byte value, or the values
             under the mask in C order (count(mask) bytes)
-A record cut short or failing its CRC (kill -9 during the append) ends the
-journal: it and anything after it are discarded on open.
+Damage, on open (the user is told through `LabelJournal.notices`):
+- a record cut short at the end (kill -9 during the append) is the stroke in
+  progress: it is cut off, as a crash is expected to lose it;
+- a record failing its CRC with valid records after it (a flipped byte) drops
+  only that record: the reader resynchronises on the next record that has the
+  record magic and a valid CRC, the later finished strokes are kept, and the
+  journal as it was is kept next to it as <exam>.journal.bad-<stamp>;
+- a bad header (magic, JSON, or the shape of another volume) moves the journal
+  aside to <exam>.journal.bad-<stamp> and starts a new one, so the exam stays
+  editable; the file is kept for inspection.
 """
 
 from __future__ import annotations
@@ -36,9 +44,10 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -117,6 +126,102 @@ def decode_payload(payload: bytes) -> JournalRecord:
     return JournalRecord(seq, seconds, patches)
 
 
+@dataclass
+class JournalScan:
+    """What a journal's bytes hold; nothing here touches the file."""
+
+    info: dict | None = None  # the header JSON
+    header_error: str = ""  # why the header is unusable ("" when it is fine)
+    header_len: int = 0
+    records: list[JournalRecord] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each record
+    damaged: list[tuple[int, int]] = field(default_factory=list)  # (start, n bytes) skipped
+    torn_tail: int = 0  # bytes of an unfinished last record
+
+
+_REC_MAGIC_BYTES = struct.pack("<I", REC_MAGIC)
+
+
+def _record_at(data: bytes, pos: int) -> tuple[JournalRecord | None, int]:
+    """(record, end) when a whole valid record starts at pos, else (None, 0)."""
+    if pos + _REC.size > len(data):
+        return None, 0
+    magic, length, crc = _REC.unpack_from(data, pos)
+    end = pos + _REC.size + length
+    if magic != REC_MAGIC or end > len(data):
+        return None, 0
+    body = data[pos + _REC.size : end]
+    if zlib.crc32(body) != crc:
+        return None, 0
+    try:
+        return decode_payload(body), end
+    except (ValueError, struct.error):
+        return None, 0
+
+
+def _next_record(data: bytes, pos: int) -> int | None:
+    """Offset of the next valid record after a damaged one (None: there is none)."""
+    while True:
+        pos = data.find(_REC_MAGIC_BYTES, pos)
+        if pos < 0:
+            return None
+        if _record_at(data, pos)[0] is not None:
+            return pos
+        pos += 1
+
+
+def scan_journal(data: bytes) -> JournalScan:
+    scan = JournalScan()
+    if data[: len(MAGIC)] != MAGIC or len(data) < len(MAGIC) + 4:
+        scan.header_error = "not an ictview label journal (bad magic)"
+        return scan
+    (n,) = struct.unpack_from("<I", data, len(MAGIC))
+    start = len(MAGIC) + 4 + n
+    try:
+        info = json.loads(data[len(MAGIC) + 4 : start]) if start <= len(data) else None
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        scan.header_error = "unreadable journal header"
+        return scan
+    scan.info, scan.header_len = info, start
+    pos = start
+    while pos < len(data):
+        rec, end = _record_at(data, pos)
+        if rec is not None:
+            scan.records.append(rec)
+            scan.spans.append((pos, end))
+            pos = end
+            continue
+        nxt = _next_record(data, pos + 1)
+        if nxt is None:
+            scan.torn_tail = len(data) - pos
+            break
+        scan.damaged.append((pos, nxt - pos))
+        pos = nxt
+    return scan
+
+
+BAD_MARK = ".bad-"
+
+
+def _aside_path(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest, k = path.with_name(f"{path.name}{BAD_MARK}{stamp}"), 1
+    while dest.exists():
+        k += 1
+        dest = path.with_name(f"{path.name}{BAD_MARK}{stamp}-{k}")
+    return dest
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a journal to <name>.bad-<UTC stamp> (kept for inspection); returns the new path."""
+    dest = _aside_path(path)
+    os.replace(path, dest)
+    fsync_dir(path.parent)
+    return dest
+
+
 class LabelJournal:
     """The append-only journal of one exam in one labelset (see the module doc).
 
@@ -131,6 +236,7 @@ class LabelJournal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._header_info = {"exam": exam, "labelset": labelset, "shape": list(shape)}
         self._lock = threading.Lock()
+        self.notices: list[str] = []  # damage found on open, for the user
         self._lock_fh = open(self.path.with_suffix(".lock"), "a+")
         try:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -157,41 +263,49 @@ class LabelJournal:
             self._rewrite(header)
             return [], deque()
         data = self.path.read_bytes()
-        if data[: len(MAGIC)] != MAGIC:
-            raise IctviewError(f"{self.path}: not an ictview label journal")
-        (n,) = struct.unpack_from("<I", data, len(MAGIC))
-        start = len(MAGIC) + 4 + n
-        try:
-            info = json.loads(data[len(MAGIC) + 4 : start])
-        except ValueError:
-            raise IctviewError(f"{self.path}: unreadable journal header") from None
-        if list(info.get("shape", [])) != self._header_info["shape"]:
-            raise IctviewError(
-                f"{self.path}: journal is for a volume of shape {info.get('shape')}, "
-                f"the exam has {self._header_info['shape']}"
+        scan = scan_journal(data)
+        problem = scan.header_error
+        if not problem and list(scan.info.get("shape", [])) != self._header_info["shape"]:
+            problem = (f"journal is for a volume of shape {scan.info.get('shape')}, "
+                       f"the exam has {self._header_info['shape']}")
+        if problem:
+            kept = set_aside(self.path)
+            self.notices.append(
+                f"{self.path.name}: {problem}; moved aside to {kept.name} (its unsaved strokes "
+                "were not recovered) and a new journal started"
             )
-        records, ends, pos = [], deque(), start
-        while pos + _REC.size <= len(data):
-            magic, length, crc = _REC.unpack_from(data, pos)
-            body = data[pos + _REC.size : pos + _REC.size + length]
-            if magic != REC_MAGIC or len(body) != length or zlib.crc32(body) != crc:
-                break
-            try:
-                rec = decode_payload(body)
-            except (ValueError, struct.error):
-                break
-            pos += _REC.size + length
-            records.append(rec)
-            ends.append((rec.seq, pos))
+            log.warning("%s: %s; moved to %s", self.path, problem, kept)
+            self._rewrite(header)
+            return [], deque()
+        if scan.damaged:
+            # keep the good records, atomically; the damaged original stays for inspection
+            kept = _aside_path(self.path)
+            kept.write_bytes(data)
+            good = b"".join(data[a:b] for a, b in scan.spans)
+            self._rewrite(data[: scan.header_len] + good)
+            n_bad = len(scan.damaged)
+            self.notices.append(
+                f"{self.path.name}: {n_bad} damaged journal record(s) dropped, "
+                f"{len(scan.records)} stroke(s) recovered; the damaged journal is kept as "
+                f"{kept.name}"
+            )
+            log.warning("%s: dropped %d damaged record(s); original kept as %s",
+                        self.path, n_bad, kept)
+            ends, pos = deque(), scan.header_len
+            for rec, (a, b) in zip(scan.records, scan.spans):
+                pos += b - a
+                ends.append((rec.seq, pos))
+            self._header_len = scan.header_len
+            return scan.records, ends
         self._fh = open(self.path, "r+b")
-        if pos != len(data):
+        if scan.torn_tail:
             log.warning("%s: dropped %d bytes of an unfinished journal record",
-                        self.path, len(data) - pos)
-            self._fh.truncate(pos)
+                        self.path, scan.torn_tail)
+            self._fh.truncate(len(data) - scan.torn_tail)
             os.fsync(self._fh.fileno())
         self._fh.seek(0, os.SEEK_END)
-        self._header_len = start
-        return records, ends
+        self._header_len = scan.header_len
+        return scan.records, deque((rec.seq, b) for rec, (_, b) in zip(scan.records, scan.spans))
 
     def _rewrite(self, content: bytes) -> None:
         """Replace the journal by `content` atomically (temp file, fsync, rename)."""
@@ -435,6 +549,7 @@ def open_for_editing(
         )
         saver = LabelSaver(ws.root, exam, labelset, rater, labels, journal)
         model.recovered_steps = len(journal.records)
+        model.journal_notices = list(journal.notices)
         model._attach_saver(saver, journal.last_seq, prior_seconds + recovered_seconds)
         if journal.records:
             # write the recovered labels now; the records stay until that save is done

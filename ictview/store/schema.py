@@ -2,12 +2,19 @@
 
 The catalog is the index of the workspace: an exam exists when its row exists, and
 its row is committed only after its volume file is durable on disk. Versions only
-go up; each migration is a list of statements run in one transaction.
+go up; each migration is a list of steps run in one transaction: SQL statements,
+or functions of the connection where a step needs Python (hashing, say).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+from typing import Callable, Union
+
+from ictview.store.audit import migrate_to_chain
+
+SCHEMA_VERSION = 3
+
+Step = Union[str, Callable]
 
 _V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -151,4 +158,18 @@ _V2 = [
         chosen_at TEXT NOT NULL)""",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {1: _V1, 2: _V2}
+# v3: integrity. The audit log becomes a hash chain (audit.py); label and prediction
+# files get the checksum the catalog already kept for volumes. A NULL sha1 is a file
+# saved before v3: `ictview check` says it cannot verify it, and its next save records it.
+_V3: list[Step] = [
+    migrate_to_chain,
+    """ALTER TABLE label_files ADD COLUMN sha1 TEXT""",
+    """CREATE TABLE prediction_files (
+        run TEXT NOT NULL,
+        exam_id INTEGER NOT NULL REFERENCES exams(id) ON DELETE CASCADE,
+        sha1 TEXT NOT NULL,
+        written_at TEXT NOT NULL,
+        PRIMARY KEY (run, exam_id))""",
+]
+
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3}

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 from ictview.core.geometry import Geometry
 from ictview.core.labels import FINDINGS
 from ictview.errors import IctviewError
-from ictview.store import arrays
+from ictview.store import arrays, audit
 from ictview.store.catalog import connect, transaction, utc_now
 
 ROLES = ("labeled", "unlabeled", "validation", "test")
@@ -179,15 +180,23 @@ class Workspace:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _remove_orphans(self) -> list[Path]:
-        """Delete temp files and volume/label files whose exam never got committed."""
+        """Delete what a crashed import left: volume temp files, and volume and label
+        files of exams that never got committed.
+
+        Label temp files are never touched: an editor saving an existing exam writes
+        one at any moment, without the import lock (deleting it failed the save).
+        Only imports write volumes, and only under the lock, so every volume temp file
+        here is a dead import's.
+        """
         known = {r[0] for r in self.con.execute("SELECT name FROM exams")}
         removed = []
         for p in (self.root / "volumes").glob("*.h5*"):
             if arrays.TMP_MARK in p.name or p.stem not in known:
                 p.unlink(missing_ok=True)
                 removed.append(p)
-        for p in (self.root / "labels").glob("*/*.h5*"):
-            if arrays.TMP_MARK in p.name or p.stem not in known:
+        for p in (self.root / "labels").glob("*/*.h5"):
+            # no editor can hold a label file of an exam that is not in the catalog
+            if p.stem not in known:
                 p.unlink(missing_ok=True)
                 removed.append(p)
         return removed
@@ -246,13 +255,13 @@ class Workspace:
             "site": new.site,
         }
         vpath = self.volume_path(new.name)
-        arrays.write_volume(vpath, new.hu, new.geometry, new.sop_uids, meta)
+        sha1 = arrays.write_volume(vpath, new.hu, new.geometry, new.sop_uids, meta)
+        mask_sha1 = {}
         for labelset, mask in (new.masks or {}).items():
             self._check_mask(new.name, mask, new.hu.shape)
-            arrays.write_labels(
+            mask_sha1[labelset] = arrays.write_labels(
                 self.label_path(labelset, new.name), mask, {"exam": new.name, "labelset": labelset}
             )
-        sha1 = arrays.file_sha1(vpath)
         now = utc_now()
         sz, sy, sx = new.geometry.spacing_zyx
         with transaction(self.con) as con:
@@ -286,7 +295,8 @@ class Workspace:
                 self._insert_image_labels(exam_id, new.image_labels, new.image_labels_source)
             for labelset, mask in (new.masks or {}).items():
                 self._ensure_labelset_row(labelset, "reference", None)
-                self._upsert_label_row(labelset, exam_id, "import", 0.0, mask, now)
+                self._upsert_label_row(labelset, exam_id, "import", 0.0, mask, now,
+                                       mask_sha1[labelset])
             self._audit(con, "import", "import_exam", new.name, new.source)
         return self.exam(new.name)
 
@@ -315,8 +325,36 @@ class Workspace:
             sql, args = sql + " AND sites.role=?", args + [role]
         return [self._row_to_exam(r) for r in self.con.execute(sql + " ORDER BY exams.name", args)]
 
-    def read_volume(self, exam: str) -> arrays.StoredVolume:
+    def read_volume(self, exam: str, verify: bool = False) -> arrays.StoredVolume:
+        """verify=True first checks the file against the catalog's checksum (export does:
+        a flipped voxel must not leave the workspace silently)."""
+        if verify:
+            self.verify_volume(exam)
         return arrays.read_volume(self.volume_path(exam))
+
+    def verify_volume(self, exam: str) -> None:
+        row = self.con.execute("SELECT volume_sha1 FROM exams WHERE name=?", (exam,)).fetchone()
+        if row is None:
+            raise IctviewError(f"{self.root}: no exam named '{exam}'")
+        arrays.verify_file(self.volume_path(exam), row[0])
+
+    def verify_labels(self, labelset: str, exam: str) -> None:
+        """IctviewError when the label file is not the one last saved. An editor saving
+        right now renames its file a moment before it commits the new checksum, so a
+        mismatch is confirmed once more after that moment before it is reported."""
+        sql = """SELECT f.sha1 FROM label_files f JOIN exams e ON e.id = f.exam_id
+                 WHERE f.labelset=? AND e.name=?"""
+        for attempt in (0, 1):
+            row = self.con.execute(sql, (labelset, exam)).fetchone()
+            if row is None:
+                return
+            try:
+                arrays.verify_file(self.label_path(labelset, exam), row[0])
+                return
+            except IctviewError:
+                if attempt:
+                    raise
+                time.sleep(0.2)
 
     def sop_index(self) -> dict[str, tuple[int, int]]:
         """SOP Instance UID -> (exam id, slice index) for the whole workspace."""
@@ -399,17 +437,18 @@ class Workspace:
             self._ensure_labelset_row(name, kind, rater)
 
     def _upsert_label_row(
-        self, labelset: str, exam_id: int, by: str, seconds: float, labels: np.ndarray, now: str
+        self, labelset: str, exam_id: int, by: str, seconds: float, labels: np.ndarray, now: str,
+        sha1: str,
     ) -> None:
         n = int(np.count_nonzero((labels > 0) & (labels != 255)))
         self.con.execute(
             """INSERT INTO label_files(labelset, exam_id, revision, saved_at, saved_by,
-                   seconds_on_task, voxels_labeled) VALUES (?,?,1,?,?,?,?)
+                   seconds_on_task, voxels_labeled, sha1) VALUES (?,?,1,?,?,?,?,?)
                ON CONFLICT(labelset, exam_id) DO UPDATE SET revision=revision+1,
                    saved_at=excluded.saved_at, saved_by=excluded.saved_by,
                    seconds_on_task=seconds_on_task+excluded.seconds_on_task,
-                   voxels_labeled=excluded.voxels_labeled""",
-            (labelset, exam_id, now, by, seconds, n),
+                   voxels_labeled=excluded.voxels_labeled, sha1=excluded.sha1""",
+            (labelset, exam_id, now, by, seconds, n, sha1),
         )
 
     @staticmethod
@@ -426,13 +465,13 @@ class Workspace:
         e = self.exam(exam)
         self._check_mask(exam, labels, (e.n_slices, e.rows, e.cols))
         now = utc_now()
-        arrays.write_labels(
+        sha1 = arrays.write_labels(
             self.label_path(labelset, exam), labels,
             {"exam": exam, "labelset": labelset, "saved_by": rater, "saved_at": now},
         )
         with transaction(self.con):
             self._ensure_labelset_row(labelset, "rater", rater)
-            self._upsert_label_row(labelset, e.id, rater, seconds_on_task, labels, now)
+            self._upsert_label_row(labelset, e.id, rater, seconds_on_task, labels, now, sha1)
             self._audit(self.con, rater, "save_labels", exam, labelset)
 
     def load_labels(self, labelset: str, exam: str) -> np.ndarray | None:
@@ -502,7 +541,14 @@ class Workspace:
         e = self.exam(exam)
         if pred.prob.shape != (e.n_slices, e.rows, e.cols):
             raise IctviewError(f"{exam}: prediction shape {pred.prob.shape} != exam shape")
-        arrays.write_prediction(self.prediction_path(run, exam), pred)
+        sha1 = arrays.write_prediction(self.prediction_path(run, exam), pred)
+        with transaction(self.con):
+            self.con.execute(
+                """INSERT INTO prediction_files(run, exam_id, sha1, written_at) VALUES (?,?,?,?)
+                   ON CONFLICT(run, exam_id) DO UPDATE SET sha1=excluded.sha1,
+                       written_at=excluded.written_at""",
+                (run, e.id, sha1, utc_now()),
+            )
 
     def read_prediction(self, run: str, exam: str, pixels: bool = True) -> arrays.Prediction:
         return arrays.read_prediction(self.prediction_path(run, exam), pixels=pixels)
@@ -512,10 +558,7 @@ class Workspace:
 
     @staticmethod
     def _audit(con: sqlite3.Connection, actor: str, action: str, exam: str | None, detail: str) -> None:
-        con.execute(
-            "INSERT INTO audit_log(at, actor, action, exam, detail) VALUES (?,?,?,?,?)",
-            (utc_now(), actor, action, exam, detail),
-        )
+        audit.append(con, actor, action, exam, detail, at=utc_now())
 
     def audit(self, actor: str, action: str, exam: str | None = None, detail: str = "") -> None:
         with transaction(self.con):

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from ictview.errors import IctviewError
+from ictview.store import audit
 from ictview.store.catalog import transaction
 from ictview.store.workspace import ROLES, Workspace, safe_name
 from ictview.study.clock import Clock, SystemClock, iso, parse_time
@@ -48,10 +49,8 @@ def record_event(
 ) -> None:
     """One audit_log row; detail is JSON so the analysis and status can read it back."""
     with transaction(ws.con) as con:
-        con.execute(
-            "INSERT INTO audit_log(at, actor, action, exam, detail) VALUES (?,?,?,?,?)",
-            (iso(clock.now()), actor, action, exam, json.dumps(detail, sort_keys=True)),
-        )
+        audit.append(con, actor, action, exam, json.dumps(detail, sort_keys=True),
+                     at=iso(clock.now()))
 
 
 def events(ws: Workspace, actions: tuple[str, ...], labelset: str | None = None) -> list[dict]:
@@ -290,13 +289,10 @@ def plan_study(
                    VALUES (?,?,?,?)""",
                 (study_id, k, ls, json.dumps(order)),
             )
-        con.execute(
-            "INSERT INTO audit_log(at, actor, action, exam, detail) VALUES (?,?,?,?,?)",
-            (now, by, "retest_plan", None, json.dumps({
-                "study": name, "rater": rater, "exams": len(exams), "selection":
-                selection.describe(), "repetitions": repetitions, "washout_days": washout_days,
-                "seed": int(seed)}, sort_keys=True)),
-        )  # fmt: skip
+        audit.append(con, by, "retest_plan", None, json.dumps({
+            "study": name, "rater": rater, "exams": len(exams), "selection":
+            selection.describe(), "repetitions": repetitions, "washout_days": washout_days,
+            "seed": int(seed)}, sort_keys=True), at=now)  # fmt: skip
     return load_study(ws, name)
 
 

@@ -243,5 +243,8 @@ def test_torn_record_is_dropped_and_trim_keeps_newer_records(tmp_path):
     j.close()
     header = json.loads(path.read_bytes()[12:])
     assert header == {"exam": "EX", "labelset": "ls", "shape": [2, 16, 16]}
-    with pytest.raises(IctviewError, match="shape"):
-        LabelJournal(path, "EX", "ls", (3, 16, 16))
+    # a journal of another shape is set aside (kept), not replayed and not blocking
+    j = LabelJournal(path, "EX", "ls", (3, 16, 16))
+    assert j.records == [] and "shape" in j.notices[0] and "moved aside" in j.notices[0]
+    j.close()
+    assert len(list(tmp_path.glob("EX.journal.bad-*"))) == 1

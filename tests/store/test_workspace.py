@@ -156,3 +156,28 @@ def test_v1_workspace_is_migrated(tmp_path):
         assert ws.summary()["schema_version"] == SCHEMA_VERSION
         assert ws.sites() == {"cq500": "test"}
         ws.con.execute("SELECT * FROM retest_sessions").fetchall()
+
+
+def test_import_cleanup_leaves_an_editors_label_save_in_flight_alone(ws, exam_factory, tmp_path):
+    """An autosave writing its temp file while another process starts an import."""
+    from ictview.store import arrays
+
+    ws.add_exam(exam_factory("ATL-1"))
+    labels = np.zeros((6, 32, 32), np.uint8)
+    labels[1, 3:6, 3:6] = 2
+    target = ws.label_path("dr-lee", "ATL-1")
+    save = arrays.atomic_h5(target)
+    with save as f:
+        f.create_dataset("labels", data=labels)
+        tmp = save.tmp
+        assert tmp.exists() and arrays.TMP_MARK in tmp.name
+        with Workspace.open(tmp_path / "ws") as importer, importer.import_lock():
+            pass  # the import's orphan cleanup runs here
+        assert tmp.exists()
+    assert save.sha1 and arrays.read_labels(target)[0].sum() == labels.sum()
+    # an old temp file left by a crashed editor is not removed by imports either
+    stale = target.with_name(target.name + arrays.TMP_MARK + "999999-dead")
+    stale.write_bytes(b"partial")
+    with ws.import_lock():
+        pass
+    assert stale.exists()
