@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from ictview.errors import IctviewError
+from ictview.store import audit
 from ictview.store.catalog import transaction, utc_now
 from ictview.store.workspace import Workspace
 
@@ -53,10 +54,7 @@ def relocate_sources(ws: Workspace, old: Path | str, new: Path | str) -> list[tu
     with transaction(ws.con) as con:
         for name, before, after in changes:
             con.execute("UPDATE exams SET source=? WHERE name=?", (after, name))
-            con.execute(
-                "INSERT INTO audit_log(at, actor, action, exam, detail) VALUES (?,?,?,?,?)",
-                (now, "relocate", "relocate_source", name, f"{before} -> {after}"),
-            )
+            audit.append(con, "relocate", "relocate_source", name, f"{before} -> {after}", at=now)
     return changes
 
 
