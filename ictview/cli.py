@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", choices=PANELS,
                    help="open this panel too (with --screenshot: render the panel alone)")
     p.add_argument("--run", help="with --view: the run the panel shows (default: the latest)")
+    p.add_argument("--layout", choices=("axial", "mpr", "mpr-2x2"), default="axial",
+                   help="axial (one view) or mpr (axial + coronal + sagittal, 1x3; mpr-2x2)")
 
     p = sub.add_parser("synth", help="write the synthetic four-site study as DICOM + label files")
     p.add_argument("--preset", choices=PRESETS, required=True)
@@ -316,7 +318,8 @@ def cmd_open(args) -> int:
         from ictview.gui.panels_launch import render_panel
 
         return render_panel(args.workspace, args.view, args.screenshot, run=args.run, exam=args.exam)
-    return run_gui(args.workspace, screenshot=args.screenshot, exam=args.exam, view=args.view)
+    return run_gui(args.workspace, screenshot=args.screenshot, exam=args.exam, view=args.view,
+                   layout=args.layout)
 
 
 def cmd_bench(args) -> int:

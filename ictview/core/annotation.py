@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the store is imported lazily so the core stays free of file
     from ictview.store.label_journal import LabelSaver
     from ictview.store.workspace import Workspace
 
-TOOLS = ("brush", "eraser", "fill", "polygon")
+TOOLS = ("brush", "eraser", "fill", "grow", "polygon")  # grow: 3D fill
 FILL_MODES = ("fill", "outline")
 CLASS_VALUES = tuple(c.value for c in LABEL_CLASSES)  # 1..5
 DEFAULT_HU_RANGE = (40.0, 90.0)  # fresh blood

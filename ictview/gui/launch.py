@@ -18,8 +18,9 @@ DEMO_RATER = "demo-rater"
 
 
 def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | None = None,
-            view: str | None = None) -> int:
-    """`view`: also open one of the panels (training, ranker, review, compare, dashboard)."""
+            view: str | None = None, layout: str = "axial") -> int:
+    """`view`: also open one of the panels (training, ranker, review, compare, dashboard);
+    `layout`: axial, mpr (1x3) or mpr-2x2."""
     if screenshot is not None:
         from ictview.gui.app import use_offscreen_platform
 
@@ -31,6 +32,7 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
     app = ensure_app()
     win = MainWindow(headless=screenshot is not None)
     win.preview = screenshot is not None
+    win.viewer.set_layout(layout)
     try:
         rater = stored_rater()
         if not rater:
@@ -110,7 +112,11 @@ def save_screenshot(app, win, path: Path) -> int:
     from ictview.gui.shared_screenshot import grab_png
 
     def prepare() -> None:
-        win.slice_view.fit()
+        viewer = getattr(win, "viewer", None)
+        if viewer is not None:
+            viewer.fit_all()
+        else:
+            win.slice_view.fit()
         show_cursor_on_labels(win)
 
     return grab_png(app, win, path, prepare)

@@ -25,7 +25,9 @@ from ictview.gui.exam_list import ExamListPanel
 from ictview.gui.exam_verifier import ExamVerifier
 from ictview.gui.panels_host import PanelsHost
 from ictview.gui.shared_annotation import AnnotationHost, preset_of
-from ictview.gui.slice_view import SliceView
+from ictview.gui.viewer.actions import install_viewer_actions
+from ictview.gui.viewer.mpr_viewer import MprViewer
+from ictview.gui.viewer.plane_view import PlaneView
 from ictview.gui.status import StatusBar
 from ictview.gui.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
 from ictview.store.workspace import Workspace
@@ -76,16 +78,17 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
 
         self.setWindowTitle("ictview")
         self.exam_list = ExamListPanel()
-        self.slice_view = SliceView()
+        self.slice_view = PlaneView()  # the axial view; the MPR layout adds coronal + sagittal
+        self.viewer = MprViewer(self, self.slice_view)
         self.tool_panel = ToolPanel()
         self.exam_list.setMinimumWidth(420)
-        self.tool_panel.setMinimumWidth(330)
-        self.tool_panel.setMaximumWidth(420)
+        self.tool_panel.setMinimumWidth(390)  # class rows: name, key, volume, show, lock
+        self.tool_panel.setMaximumWidth(440)
 
         split = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         split.setChildrenCollapsible(False)
         split.addWidget(self.exam_list)
-        split.addWidget(self.slice_view)
+        split.addWidget(self.viewer)
         split.addWidget(self.tool_panel)
         split.setStretchFactor(1, 1)
         split.setSizes([450, 810, 340])
@@ -95,6 +98,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
 
         self._build_actions()
         self._build_menus()
+        install_viewer_actions(self)  # layouts, crosshair, measurements, tags, interpolation
         self.panels = PanelsHost(self)  # Training / Review menus and their panel windows
         self._build_toolbar()
         self._connect()
@@ -131,7 +135,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
             c, w = WINDOW_PRESETS[name]
             A(f"preset_{name}", f"{name.capitalize()}  (W {w} / L {c})",
               lambda _=False, n=name: self.set_preset(n), str(i), checkable=True)
-        A("fit", "&Fit to window", self.slice_view.fit, ["Ctrl+0", "Home"])
+        A("fit", "&Fit to window", lambda: self.viewer.fit_all(), ["Ctrl+0", "Home"])
         A("zoom_in", "Zoom &in", lambda: self.slice_view.zoom(1.25), [K.ZoomIn, "Ctrl+="])
         A("zoom_out", "Zoom &out", lambda: self.slice_view.zoom(0.8), K.ZoomOut)
         A("crosshair", "&Crosshair", self.slice_view.set_crosshair_visible, "C", checkable=True)
@@ -439,6 +443,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self.slice_view.set_editable(not model.read_only)
         e = self.ws.exam(model.exam) if self.ws else None
         self._show_volume(model)
+        self.viewer.bind(model)
         self._sync_from_model()
         if e is not None:
             sz, sy, sx = e.spacing
@@ -498,6 +503,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         elif self.ws is not None and not model.read_only and model.revision > 0:
             self.exam_list.model.set_status(model.exam, labelled_voxels(model), self.rater)
         self.slice_view.clear()
+        self.viewer.clear()
         self._update_actions()
 
     def _step_exam(self, delta: int) -> None:

@@ -158,6 +158,9 @@ class RetestSessionWindow(AnnotationHost, QtWidgets.QMainWindow):
 
     def _connect(self) -> None:
         self._connect_slice_view()
+        from ictview.gui.viewer.actions import fill_between_slices
+
+        self.tool_panel.interpolate_requested.connect(lambda: fill_between_slices(self))
         self.panel.done.clicked.connect(self.done_next)
         self.page.start_clicked.connect(self.start_repetition)
 

@@ -15,11 +15,17 @@ from PySide6 import QtGui, QtWidgets
 
 from ictview.core.annotation import AnnotationModel
 from ictview.core.labels import BY_VALUE
+from ictview.core.mpr import AXIAL
+from ictview.core.volume_paint import RegionTooLarge
 from ictview.core.window import WINDOW_PRESETS
 
 # tool/display settings that follow the rater from exam to exam
 CARRIED = ("label_value", "tool", "brush_radius_mm", "hu_limited", "hu_range", "protect_others",
-           "fill_mode", "opacity", "labels_visible", "window")
+           "fill_mode", "opacity", "labels_visible", "window", "hidden_classes", "locked_classes",
+           "grow_connectivity", "grow_max_voxels")
+VIEW_TOOL = {"brush": "brush", "eraser": "brush", "fill": "fill", "grow": "fill",
+             "polygon": "polygon"}
+TOOL_READOUT = {"fill": "Flood fill", "polygon": "Polygon"}
 
 
 def preset_of(window: tuple[float, float]) -> str:
@@ -27,6 +33,33 @@ def preset_of(window: tuple[float, float]) -> str:
         if tuple(map(float, cw)) == tuple(map(float, window)):
             return name
     return ""
+
+
+def apply_view_tools(v, m: AnnotationModel) -> None:
+    """Overlay style, tool, brush cursor, window and tool readout of one slice view."""
+    if (m.fill_mode == "outline") != v.outline_mode:
+        v.set_outline_mode(m.fill_mode == "outline")
+    if m.opacity != v.opacity:
+        v.set_opacity(m.opacity)
+    v.label_item.setVisible(m.labels_visible)
+    v.set_hidden_classes(m.hidden_classes)
+    view_tool = VIEW_TOOL[m.tool]
+    if view_tool != v.tool:
+        v.set_tool(view_tool)
+    c = BY_VALUE[m.label_value]
+    v.set_brush(m.brush_radii_px, QtGui.QColor(*c.color), m.tool == "eraser")
+    center, width = m.window
+    if (center, width) != (v.center, v.width):
+        v.set_window(center, width, preset_of(m.window))
+    radius = f"{m.brush_radius_mm:.1f} mm"
+    tool = {"brush": f"Brush {radius}", "eraser": f"Eraser {radius}",
+            "grow": f"3D fill ({m.grow_connectivity}-connected)"}.get(m.tool) or TOOL_READOUT[m.tool]
+    hu = ""
+    if m.hu_limited or m.tool in ("fill", "grow"):
+        hu = f" · {m.hu_range[0]:.0f}–{m.hu_range[1]:.0f} HU"
+    rgb = "#%02x%02x%02x" % c.color
+    lock = " 🔒" if m.label_value in m.locked_classes else ""
+    v.set_bottom_right(f"<span style='color:{rgb}'>■</span> {c.code}{lock} · {tool}{hu}")
 
 
 class AnnotationHost:
@@ -86,53 +119,59 @@ class AnnotationHost:
         model.on_saved.clear()
 
     def _sync_view_tools(self, m: AnnotationModel) -> None:
-        """Overlay style, tool, brush cursor and the tool readout of the slice view."""
-        v = self.slice_view
-        if (m.fill_mode == "outline") != v.outline_mode:
-            v.set_outline_mode(m.fill_mode == "outline")
-        if m.opacity != v.opacity:
-            v.set_opacity(m.opacity)
-        v.label_item.setVisible(m.labels_visible)
-        view_tool = "brush" if m.tool in ("brush", "eraser") else m.tool
-        if view_tool != v.tool:
-            v.set_tool(view_tool)
-        c = BY_VALUE[m.label_value]
-        v.set_brush(m.brush_radii_px, QtGui.QColor(*c.color), m.tool == "eraser")
-        radius = f"{m.brush_radius_mm:.1f} mm"
-        tool = {"brush": f"Brush {radius}", "eraser": f"Eraser {radius}",
-                "fill": "Flood fill", "polygon": "Polygon"}[m.tool]
-        hu = ""
-        if m.hu_limited or m.tool == "fill":
-            hu = f" · {m.hu_range[0]:.0f}–{m.hu_range[1]:.0f} HU"
-        rgb = "#%02x%02x%02x" % c.color
-        v.set_bottom_right(f"<span style='color:{rgb}'>■</span> {c.code} · {tool}{hu}")
+        """Overlay style, tool, brush cursor and the tool readout of every slice view."""
+        apply_view_tools(self.slice_view, m)
+        viewer = getattr(self, "viewer", None)  # the MPR views, where the host has them
+        if viewer is not None and viewer.model is m:
+            viewer.sync_tools(m)
 
     # ---- view -> model -------------------------------------------------------------------
 
-    def _stroke_started(self, z: int, y: float, x: float, erase: bool) -> None:
+    # coordinates are voxels (z, y, x); `plane` is the view's (the axial view's display
+    # coordinates are its voxels, the MPR viewer converts the others)
+
+    def _stroke_started(self, z: float, y: float, x: float, erase: bool,
+                        plane: str = AXIAL) -> None:
         if self.model is not None:
             self.model.begin_stroke(erase=True if erase else None)
-            self.model.paint_to(z, y, x)
+            self.model.paint_to(z, y, x, plane)
 
-    def _stroke_moved(self, z: int, y: float, x: float) -> None:
+    def _stroke_moved(self, z: float, y: float, x: float, plane: str = AXIAL) -> None:
         if self.model is not None and self.model.in_stroke:
-            self.model.paint_to(z, y, x)
+            self.model.paint_to(z, y, x, plane)
 
     def _stroke_finished(self) -> None:
         if self.model is not None and self.model.in_stroke:
             self.model.end_stroke()  # the autosave point (journal append, background save)
 
-    def _fill_clicked(self, z: int, y: float, x: float) -> None:
+    def _fill_clicked(self, z: float, y: float, x: float, plane: str = AXIAL) -> None:
         m = self.model
-        if m is not None and m.flood_fill(z, int(round(y)), int(round(x))) is None:
-            lo, hi = m.hu_range
-            self.status.showMessage(
-                f"Nothing filled: the pixel is outside {lo:.0f}–{hi:.0f} HU or protected", 4000
-            )
+        if m is None:
+            return
+        zyx = tuple(int(round(v)) for v in (z, y, x))
+        if m.tool == "grow":
+            try:
+                step = m.region_grow(*zyx)
+            except RegionTooLarge as err:
+                self.status.showMessage(str(err), 10000)
+                return
+            if step is not None:
+                n = sum(d.n_changed for d in step.diffs)
+                self.status.showMessage(
+                    f"3D fill: {n:,} voxels ({n * m.voxel_ml:.2f} mL) on "
+                    f"{step.z_range[1] - step.z_range[0]} slices", 6000)
+                return
+        elif m.flood_fill(*zyx, plane=plane) is not None:
+            return
+        lo, hi = m.hu_range
+        self.status.showMessage(
+            f"Nothing filled: the pixel is outside {lo:.0f}–{hi:.0f} HU or protected", 4000
+        )
 
-    def _polygon_closed(self, z: int, pts) -> None:
+    def _polygon_closed(self, z: int, pts, plane: str = AXIAL) -> None:
+        """z and pts in the plane's native coordinates (axial: slice z, (y, x) vertices)."""
         if self.model is not None:
-            self.model.polygon_fill(z, pts)
+            self.model.polygon_fill(z, pts, plane=plane)
 
     def _cursor_moved(self, z: int, row: int, col: int) -> None:
         m = self.model

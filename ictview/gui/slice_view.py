@@ -20,17 +20,19 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 import pyqtgraph as pg
 from ictview.core.labels import IGNORE, LABEL_CLASSES
+from ictview.core.mpr import OPPOSITE, direction_letter  # noqa: F401  (re-exported)
 from ictview.core.window import WINDOW_PRESETS, window_levels
 
 Qt = QtCore.Qt
 TOOLS = ("brush", "fill", "polygon")
 
 
-def label_lut() -> np.ndarray:
-    """256 x 4 RGBA table: 0 transparent, classes opaque, ignore (255) grey."""
+def label_lut(hidden=()) -> np.ndarray:
+    """256 x 4 RGBA table: 0 transparent, classes opaque (hidden ones transparent),
+    ignore (255) grey."""
     lut = np.zeros((256, 4), np.uint8)
     for c in LABEL_CLASSES:
-        lut[c.value] = (*c.color, 255)
+        lut[c.value] = (*c.color, 0 if c.value in hidden else 255)
     lut[IGNORE] = (150, 150, 150, 170)
     return lut
 
@@ -50,16 +52,7 @@ def outline(labels2d: np.ndarray) -> np.ndarray:
     return out
 
 
-_LPS = ("L", "P", "S")  # patient axes of DICOM LPS coordinates; negative: R, A, I
-_OPPOSITE = {"L": "R", "R": "L", "P": "A", "A": "P", "S": "I", "I": "S"}
-
-
-def direction_letter(v) -> str:
-    """Patient direction a vector points to, by its dominant LPS axis (e.g. (1,0,0) -> 'L')."""
-    v = np.asarray(v, float)
-    i = int(np.argmax(np.abs(v)))
-    letter = _LPS[i]
-    return letter if v[i] >= 0 else _OPPOSITE[letter]
+_OPPOSITE = OPPOSITE
 
 
 class _Canvas(pg.GraphicsView):
@@ -209,7 +202,7 @@ class SliceView(QtWidgets.QWidget):
         """Show a new exam: hu int16 (z, y, x) and labels uint8 (same shape, shared with the
         model so repaints read the edited array directly)."""
         self.hu, self.labels = hu, labels
-        dy, dx = spacing_yx
+        dy, dx = self._pixel_mm(spacing_yx)
         self._y_scale = float(dy / dx) if dx > 0 else 1.0
         tr = QtGui.QTransform.fromScale(1.0, self._y_scale)
         self.ct_item.setTransform(tr)
@@ -218,7 +211,7 @@ class SliceView(QtWidgets.QWidget):
         self.poly_item.setData([], [])
         self.placeholder.hide()
         self.z = -1
-        self.set_slice(hu.shape[0] // 2 if z is None else z, force=True)
+        self.set_slice(self.n_slices // 2 if z is None else z, force=True)
         self.fit()
 
     def clear(self) -> None:
@@ -241,7 +234,7 @@ class SliceView(QtWidgets.QWidget):
         if z == self.z and not force:
             return
         self.z = z
-        ct = self.hu[z].astype(np.float32)  # C-contiguous float32: pyqtgraph's fast path
+        ct = self._ct_image(z)
         self.ct_item.setImage(ct, autoLevels=False, levels=window_levels(self.center, self.width))
         self.refresh_labels()
         self._update_corner_text()
@@ -256,10 +249,34 @@ class SliceView(QtWidgets.QWidget):
         """Re-read the label slice from the shared array (after a model change)."""
         if self.labels is None:
             return
-        if z_range is not None and not (z_range[0] <= self.z < z_range[1]):
+        if z_range is not None and not self._shows_change(z_range):
             return
-        sl = self.labels[self.z]
+        sl = self._label_image(self.z)
         self.label_item.setImage(outline(sl) if self.outline_mode else sl, autoLevels=False)
+
+    # what a plane view overrides (ictview.gui.viewer.plane_view): the axial slices here
+
+    def _pixel_mm(self, spacing_yx: tuple[float, float]) -> tuple[float, float]:
+        return spacing_yx
+
+    def _image_shape(self) -> tuple[int, int]:
+        return self.hu.shape[1:]
+
+    def _ct_image(self, z: int) -> np.ndarray:
+        return self.hu[z].astype(np.float32)  # C-contiguous float32: pyqtgraph's fast path
+
+    def _label_image(self, z: int) -> np.ndarray:
+        return self.labels[z]
+
+    def _shows_change(self, z_range: tuple[int, int]) -> bool:
+        return z_range[0] <= self.z < z_range[1]
+
+    def set_hidden_classes(self, hidden) -> None:
+        """Classes drawn transparent (per-class show/hide)."""
+        hidden = frozenset(hidden)
+        if hidden != getattr(self, "_hidden", frozenset()):
+            self._hidden = hidden
+            self.label_item.setLookupTable(label_lut(hidden))
 
     # ---- display state ----------------------------------------------------------------
 
@@ -332,7 +349,7 @@ class SliceView(QtWidgets.QWidget):
     def fit(self) -> None:
         if self.hu is None:
             return
-        _, ny, nx = self.hu.shape
+        ny, nx = self._image_shape()
         self.vb.setRange(QtCore.QRectF(0, 0, nx, ny * self._y_scale), padding=0.01)
 
     def zoom(self, factor: float, center_view: QtCore.QPointF | None = None) -> None:
@@ -356,7 +373,7 @@ class SliceView(QtWidgets.QWidget):
     def _inside(self, row: float, col: float) -> bool:
         if self.hu is None:
             return False
-        _, ny, nx = self.hu.shape
+        ny, nx = self._image_shape()
         return -0.5 <= row < ny - 0.5 and -0.5 <= col < nx - 0.5
 
     # ---- mouse ------------------------------------------------------------------------

@@ -14,12 +14,14 @@ from ictview.core.labels import LABEL_CLASSES
 Qt = QtCore.Qt
 # class shortcuts: mnemonic letters (digits 1-4 are the window presets)
 CLASS_KEYS = {"EDH": "E", "SDH": "S", "SAH": "A", "IPH": "I", "IVH": "V"}
-TOOL_KEYS = {"brush": "B", "eraser": "X", "fill": "F", "polygon": "P"}
-TOOL_TEXT = {"brush": "Brush", "eraser": "Eraser", "fill": "Fill", "polygon": "Polygon"}
+TOOL_KEYS = {"brush": "B", "eraser": "X", "fill": "F", "grow": "G", "polygon": "P"}
+TOOL_TEXT = {"brush": "Brush", "eraser": "Eraser", "fill": "Fill", "grow": "3D fill",
+             "polygon": "Polygon"}
 TOOL_TIPS = {
     "brush": "Paint with a round brush; one drag is one undo step",
     "eraser": "Erase labels (the current class only in 'protect' mode)",
     "fill": "Flood fill: the connected region within the HU range around the click",
+    "grow": "3D fill: the region connected in 3D (6 or 26 neighbours) within the HU range",
     "polygon": "Click the vertices, double-click or Enter to fill, Esc to cancel",
 }
 
@@ -50,6 +52,8 @@ def _group(title: str) -> tuple[QtWidgets.QGroupBox, QtWidgets.QGridLayout]:
 
 
 class ToolPanel(QtWidgets.QFrame):
+    interpolate_requested = QtCore.Signal()  # the window runs it (and says what it did)
+
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("sidePanel")
@@ -60,7 +64,13 @@ class ToolPanel(QtWidgets.QFrame):
         self.class_group = QtWidgets.QButtonGroup(self)
         self.class_buttons: dict[int, QtWidgets.QToolButton] = {}
         self.volume_labels: dict[str, QtWidgets.QLabel] = {}
-        for row, c in enumerate(LABEL_CLASSES):
+        self.show_boxes: dict[int, QtWidgets.QCheckBox] = {}
+        self.lock_boxes: dict[int, QtWidgets.QCheckBox] = {}
+        for col, text in ((3, "Show"), (4, "Lock")):
+            head = QtWidgets.QLabel(text)
+            head.setObjectName("examMeta")
+            g.addWidget(head, 0, col, Qt.AlignmentFlag.AlignHCenter)
+        for row, c in enumerate(LABEL_CLASSES, start=1):
             b = QtWidgets.QToolButton()
             b.setObjectName("classButton")
             b.setCheckable(True)
@@ -78,13 +88,20 @@ class ToolPanel(QtWidgets.QFrame):
             vol.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             vol.setMinimumWidth(64)
             self.volume_labels[c.code] = vol
+            show = QtWidgets.QCheckBox()
+            show.setToolTip(f"Show {c.code} in the overlay")
+            lock = QtWidgets.QCheckBox()
+            lock.setToolTip(f"Lock {c.code}: no tool paints over it or erases it")
+            self.show_boxes[c.value], self.lock_boxes[c.value] = show, lock
             g.addWidget(b, row, 0)
             g.addWidget(key, row, 1)
             g.addWidget(vol, row, 2)
+            g.addWidget(show, row, 3, Qt.AlignmentFlag.AlignHCenter)
+            g.addWidget(lock, row, 4, Qt.AlignmentFlag.AlignHCenter)
         self.total_label = QtWidgets.QLabel("Total 0.00 mL")
         self.total_label.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.total_label.setObjectName("examMeta")
-        g.addWidget(self.total_label, len(LABEL_CLASSES), 0, 1, 3)
+        g.addWidget(self.total_label, len(LABEL_CLASSES) + 1, 0, 1, 3)
         g.setColumnStretch(0, 1)
 
         # ---- tools --------------------------------------------------------------------------
@@ -100,6 +117,27 @@ class ToolPanel(QtWidgets.QFrame):
             self.tool_group.addButton(b, i)
             self.tool_buttons[name] = b
             g.addWidget(b, i // 2, i % 2)
+        # radio buttons, not a combo box: the blinded retest window has no combo boxes at all
+        self.connectivity = {n: QtWidgets.QRadioButton(f"{n}") for n in (6, 26)}
+        conn_group = QtWidgets.QButtonGroup(self)
+        conn = QtWidgets.QHBoxLayout()
+        conn.setSpacing(6)
+        conn_label = QtWidgets.QLabel("3D:")
+        conn_label.setObjectName("examMeta")
+        conn.addWidget(conn_label)
+        for n, rb in self.connectivity.items():
+            rb.setToolTip("3D fill neighbours: faces only (6) or also edges and corners (26)")
+            conn_group.addButton(rb, n)
+            conn.addWidget(rb)
+        conn.addStretch(1)
+        self.connectivity_group = conn_group
+        self.interpolate = QtWidgets.QPushButton("Fill between slices")
+        self.interpolate.setToolTip(
+            "Interpolate the current class across the empty slices between labelled ones "
+            "(only unlabelled pixels change; one undo step) [Ctrl+I]"
+        )
+        g.addLayout(conn, 2, 1)
+        g.addWidget(self.interpolate, 3, 0, 1, 2)
 
         # ---- brush -------------------------------------------------------------------------
         brush_box, g = _group("Brush")
@@ -207,7 +245,21 @@ class ToolPanel(QtWidgets.QFrame):
         self.sync()
         self.update_volumes()
 
+    def _class_set_edited(self, attr: str, boxes: dict, checked_means_in: bool) -> None:
+        if self.model is None:
+            return
+        values = {v for v, box in boxes.items() if box.isChecked() == checked_means_in}
+        setattr(self.model, attr, frozenset(values))
+
     def _connect_widgets(self) -> None:
+        for box in self.show_boxes.values():
+            box.toggled.connect(
+                lambda _on: self._class_set_edited("hidden_classes", self.show_boxes, False))
+        for box in self.lock_boxes.values():
+            box.toggled.connect(
+                lambda _on: self._class_set_edited("locked_classes", self.lock_boxes, True))
+        self.connectivity_group.idClicked.connect(lambda n: self._set("grow_connectivity", n))
+        self.interpolate.clicked.connect(self.interpolate_requested.emit)
         self.class_group.idClicked.connect(lambda v: self._set("label_value", v))
         names = list(TOOL_TEXT)
         self.tool_group.idClicked.connect(lambda i: self._set("tool", names[i]))
@@ -242,7 +294,9 @@ class ToolPanel(QtWidgets.QFrame):
         m = self.model
         widgets = [self.radius_mm, self.hu_limited, self.hu_lo, self.hu_hi, self.overwrite,
                    self.protect, self.fill_mode, self.outline_mode, self.labels_visible,
-                   self.opacity, *self.class_buttons.values(), *self.tool_buttons.values()]
+                   self.opacity, *self.class_buttons.values(), *self.tool_buttons.values(),
+                   *self.show_boxes.values(), *self.lock_boxes.values(),
+                   *self.connectivity.values()]
         blocked = [w.blockSignals(True) for w in widgets]
         try:
             if m is None:
@@ -261,6 +315,11 @@ class ToolPanel(QtWidgets.QFrame):
             self.labels_visible.setChecked(m.labels_visible)
             self.opacity.setValue(int(round(m.opacity * 100)))
             self.opacity_label.setText(f"{int(round(m.opacity * 100))} %")
+            for v, box in self.show_boxes.items():
+                box.setChecked(v not in m.hidden_classes)
+            for v, box in self.lock_boxes.items():
+                box.setChecked(v in m.locked_classes)
+            self.connectivity[m.grow_connectivity].setChecked(True)
         finally:
             for w, b in zip(widgets, blocked):
                 w.blockSignals(b)

@@ -1,0 +1,371 @@
+"""PlaneView: the slice view of one plane (axial, coronal or sagittal) of an exam.
+
+A SliceView whose images come from an `ictview.core.mpr.Plane`: display rows are
+drawn `plane.aspect` times taller than columns (5 mm slices keep their true shape
+on a coronal reslice), edges carry the patient letters of the plane, a corner says
+the slice position in patient mm, a scale bar follows the zoom, the HU under the
+cursor is written beside it, and the linked crosshair of the MPR layout is drawn
+as two lines in the colours of the planes they stand for.
+
+Signals carry display coordinates (slice index, row, col); for the axial plane
+these are the voxel (z, y, x) themselves. View tools (crosshair, ruler, ellipse,
+freehand ROI) take the left button before the annotation tool; Ctrl + left drag
+moves the crosshair whatever the tool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+import pyqtgraph as pg
+from ictview.core.measure import Measurement
+from ictview.core.mpr import AXIAL, Plane, scale_bar, scale_text
+from ictview.gui.slice_view import SliceView
+
+Qt = QtCore.Qt
+VIEW_TOOLS = ("crosshair", "ruler", "ellipse", "freehand")
+# the colour of each plane (by its normal axis z, y, x), as Slicer draws them
+AXIS_COLOR = {0: "#e8615a", 1: "#6cc26a", 2: "#e8c44a"}
+PLANE_TITLE = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal"}
+MEASURE_COLOR = "#7fe0ff"
+
+
+class ScaleBar(QtWidgets.QWidget):
+    """A round-length bar (1/2/5 x 10^k mm) drawn over the canvas."""
+
+    def __init__(self, parent: QtWidgets.QWidget):
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.mm, self.px = 0.0, 0.0
+        self.resize(150, 28)
+
+    def set_scale(self, mm_per_px: float) -> None:
+        mm, px = scale_bar(mm_per_px, 110.0)
+        if (mm, round(px)) != (self.mm, round(self.px)):
+            self.mm, self.px = mm, px
+            self.update()
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        if self.px <= 0:
+            return
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        pen = QtGui.QPen(QtGui.QColor("#c9d1d9"), 2)
+        p.setPen(pen)
+        x1 = self.width() - 4
+        x0 = x1 - self.px
+        y = self.height() - 6
+        p.drawLine(QtCore.QPointF(x0, y), QtCore.QPointF(x1, y))
+        for x in (x0, x1):
+            p.drawLine(QtCore.QPointF(x, y - 5), QtCore.QPointF(x, y))
+        p.setFont(QtGui.QFont(p.font().family(), 9))
+        p.drawText(QtCore.QRectF(x0 - 20, 0, self.px + 40, y - 6),
+                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, scale_text(self.mm))
+        p.end()
+
+
+class PlaneView(SliceView):
+    crosshair_set = QtCore.Signal(int, float, float)  # index, row, col: the linked point
+    measured = QtCore.Signal(object)  # a finished Measurement
+
+    def __init__(self, plane_name: str = AXIAL, parent: QtWidgets.QWidget | None = None):
+        self.plane_name = plane_name
+        self.plane: Plane | None = None
+        self.geometry = None
+        self.view_tool: str | None = None
+        self.measurements: list[Measurement] = []  # shared with the MprViewer
+        self._measure_items: list = []
+        self._measure_drag: list[tuple[float, float]] | None = None
+        self._crosshair_drag = False
+        super().__init__(parent)
+        # the linked crosshair: rows show the plane of the row axis, columns the column axis
+        self.link_h = pg.InfiniteLine(angle=0, movable=False)
+        self.link_v = pg.InfiniteLine(angle=90, movable=False)
+        for line in (self.link_h, self.link_v):
+            line.setZValue(22)
+            line.setVisible(False)
+            self.vb.addItem(line, ignoreBounds=True)
+        self.draft_item = pg.PlotCurveItem(pen=pg.mkPen(MEASURE_COLOR, width=1.5))
+        self.draft_item.setZValue(26)
+        self.vb.addItem(self.draft_item, ignoreBounds=True)
+        self.scale = ScaleBar(self.canvas)
+        self.hu_label = QtWidgets.QLabel(self.canvas)
+        self.hu_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.hu_label.setStyleSheet("color: #f0f3f6; background: rgba(0,0,0,140); "
+                                    "font-size: 9pt; padding: 1px 4px; border-radius: 3px;")
+        self.hu_label.hide()
+        self.vb.sigRangeChanged.connect(self._update_scale)
+        self.set_plane_colors()
+
+    # ---- plane -----------------------------------------------------------------------------
+
+    def set_plane(self, plane: Plane, geometry=None) -> None:
+        """The plane (shape, spacing, orientation) of the next set_volume."""
+        self.plane, self.geometry = plane, geometry
+        for key, letter in plane.edge_letters().items():
+            self._markers[key].setText(letter)
+        self.set_plane_colors()
+        self._place_overlays()
+
+    def set_plane_colors(self) -> None:
+        axes = (0, 1, 2) if self.plane is None else self.plane.axes
+        for line, axis in ((self.link_h, axes[1]), (self.link_v, axes[2])):
+            pen = pg.mkPen(QtGui.QColor(AXIS_COLOR[axis]), width=1)
+            pen.setCosmetic(True)
+            line.setPen(pen)
+
+    @property
+    def n_slices(self) -> int:
+        if self.hu is None:
+            return 0
+        return self.plane.n_slices if self.plane is not None else int(self.hu.shape[0])
+
+    def _pixel_mm(self, spacing_yx):
+        return self.plane.pixel_mm if self.plane is not None else spacing_yx
+
+    def _image_shape(self):
+        return self.plane.image_shape if self.plane is not None else self.hu.shape[1:]
+
+    def _ct_image(self, z: int) -> np.ndarray:
+        if self.plane is None or self.plane.name == AXIAL:
+            return super()._ct_image(z)
+        return np.ascontiguousarray(self.plane.image(self.hu, z), dtype=np.float32)
+
+    def _label_image(self, z: int) -> np.ndarray:
+        if self.plane is None or self.plane.name == AXIAL:
+            return super()._label_image(z)
+        return np.ascontiguousarray(self.plane.image(self.labels, z))
+
+    def _shows_change(self, z_range) -> bool:
+        if self.plane is None or self.plane.name == AXIAL:
+            return super()._shows_change(z_range)
+        return self.isVisible()  # every axial change crosses a coronal/sagittal slice
+
+    def set_slice(self, z: int, force: bool = False) -> None:
+        before = self.z
+        super().set_slice(z, force)
+        if self.z != before or force:
+            self._draw_measurements()
+
+    def set_volume(self, hu, labels, spacing_yx, z=None) -> None:
+        super().set_volume(hu, labels, spacing_yx, z)
+        self._update_scale()
+
+    def clear(self) -> None:
+        super().clear()
+        self.link_h.setVisible(False)
+        self.link_v.setVisible(False)
+        self.hu_label.hide()
+        self.scale.set_scale(0.0)
+        self.cancel_measure()
+
+    # ---- overlays ----------------------------------------------------------------------------
+
+    def _update_corner_text(self) -> None:
+        if self.hu is None:
+            return
+        name = self.preset.capitalize() if self.preset else "Custom"
+        title = PLANE_TITLE.get(self.plane_name, "")
+        pos = ""
+        if self.plane is not None:
+            pos = f"  ·  {self.plane.position_text(self.z, self.geometry)}"
+        color = AXIS_COLOR[self.plane.axes[0]] if self.plane is not None else "#c9d1d9"
+        text = f"<span style='color:{color}'>{title}</span> {self.z + 1} / {self.n_slices}{pos}"
+        if not self.compact:  # the reslices leave W/L to the axial view and the status bar
+            text += (f"<br>W {self.width:.0f}  L {self.center:.0f}  "
+                     f"<span style='color:#8a939d'>({name})</span>")
+        self._corners["bl"].setText(text)
+        self._place_overlays()
+
+    @property
+    def compact(self) -> bool:
+        """Coronal and sagittal views: fewer corner texts (they sit beside the axial one)."""
+        return self.plane_name != AXIAL
+
+    def set_bottom_right(self, text: str) -> None:
+        if not self.compact:
+            super().set_bottom_right(text)
+
+    def _update_scale(self, *_) -> None:
+        if self.hu is None or self.plane is None:
+            return
+        units_per_px = self.vb.viewPixelSize()[0]  # image columns per screen pixel
+        self.scale.set_scale(units_per_px * self.plane.pixel_mm[1])
+
+    def _place_overlays(self) -> None:
+        super()._place_overlays()
+        if not hasattr(self, "scale"):
+            return
+        w, h = self.canvas.width(), self.canvas.height()
+        c = self._corners
+        br = c["br"]
+        self.scale.move(w - self.scale.width() - 8, h - br.height() - self.scale.height())
+        if w >= 900:
+            return
+        # narrow views (the MPR layouts): stack the corner texts and keep the edge letters
+        # clear of them
+        bl = c["bl"]
+        if br.text() and bl.width() + br.width() > w:
+            br.move(br.x(), h - bl.height() - br.height() + 6)
+        self.scale.move(w - self.scale.width() - 8, br.y() - self.scale.height())
+        top, bottom = self._markers["top"], self._markers["bottom"]
+        if c["tl"].text() or c["tr"].text():
+            top.move(top.x(), max(c["tl"].height(), c["tr"].height()) - 4)
+        low = min(bl.y(), br.y()) if br.text() else bl.y()
+        bottom.move(bottom.x(), low - bottom.height() + 4)
+
+    def set_linked_point(self, row: float | None, col: float | None = None) -> None:
+        """Draw the linked crosshair through display pixel (row, col); None hides it."""
+        if row is None or self.hu is None:
+            self.link_h.setVisible(False)
+            self.link_v.setVisible(False)
+            return
+        self.link_h.setPos((row + 0.5) * self._y_scale)
+        self.link_v.setPos(col + 0.5)
+        self.link_h.setVisible(True)
+        self.link_v.setVisible(True)
+
+    def _track_cursor(self, row: float, col: float) -> None:
+        super()._track_cursor(row, col)
+        pixel = getattr(self, "_cursor_pixel", (-1, -1))
+        if pixel[0] < 0 or self.hu is None:
+            self.hu_label.hide()
+            return
+        plane = self.plane
+        value = (self.hu[self.z, pixel[0], pixel[1]] if plane is None
+                 else plane.image(self.hu, self.z)[pixel[0], pixel[1]])
+        self.hu_label.setText(f"{int(value)} HU")
+        self.hu_label.adjustSize()
+        p = self.pixel_to_widget(pixel[0], pixel[1])
+        self.hu_label.move(p.x() + 14, p.y() + 12)
+        self.hu_label.show()
+
+    def _leave(self) -> None:
+        super()._leave()
+        self.hu_label.hide()
+
+    # ---- view tools: crosshair and measurements --------------------------------------------
+
+    def set_view_tool(self, tool: str | None) -> None:
+        if tool is not None and tool not in VIEW_TOOLS:
+            raise ValueError(f"unknown view tool {tool!r}")
+        self.cancel_measure()
+        self.view_tool = tool
+        self.canvas.setCursor(Qt.CursorShape.CrossCursor)
+        self._update_cursor_item()
+
+    def _update_cursor_item(self) -> None:
+        super()._update_cursor_item()
+        if getattr(self, "view_tool", None) is not None:
+            self.cursor_item.setVisible(False)
+
+    def _press(self, ev: QtGui.QMouseEvent) -> None:
+        if self.hu is not None and ev.button() == Qt.MouseButton.LeftButton and not self._space_down:
+            row, col = self.widget_to_pixel(ev.position())
+            ctrl = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
+            if ctrl or self.view_tool == "crosshair":
+                self.canvas.setFocus()
+                self._crosshair_drag = True
+                if self._inside(row, col):
+                    self.crosshair_set.emit(self.z, row, col)
+                ev.accept()
+                return
+            if self.view_tool in ("ruler", "ellipse", "freehand"):
+                self.canvas.setFocus()
+                if self._inside(row, col):
+                    self._measure_drag = [(row, col)]
+                ev.accept()
+                return
+        super()._press(ev)
+
+    def _move(self, ev: QtGui.QMouseEvent) -> None:
+        if self.hu is not None and (self._crosshair_drag or self._measure_drag is not None):
+            row, col = self.widget_to_pixel(ev.position())
+            self._track_cursor(row, col)
+            ny, nx = self._image_shape()
+            row, col = float(np.clip(row, 0, ny - 1)), float(np.clip(col, 0, nx - 1))
+            if self._crosshair_drag:
+                self.crosshair_set.emit(self.z, row, col)
+            else:
+                if self.view_tool == "freehand":
+                    self._measure_drag.append((row, col))
+                else:
+                    self._measure_drag[1:] = [(row, col)]
+                self._draw_draft()
+            ev.accept()
+            return
+        super()._move(ev)
+
+    def _release(self, ev: QtGui.QMouseEvent) -> None:
+        if self._crosshair_drag:
+            self._crosshair_drag = False
+            ev.accept()
+            return
+        if self._measure_drag is not None and ev.button() == Qt.MouseButton.LeftButton:
+            pts, self._measure_drag = self._measure_drag, None
+            self.draft_item.setData([], [])
+            if len(pts) >= 2:
+                self.finish_measure(self.view_tool, pts)
+            ev.accept()
+            return
+        super()._release(ev)
+
+    def finish_measure(self, kind: str, pts: list[tuple[float, float]]) -> Measurement | None:
+        """Compute and keep a measurement drawn on the current slice (tests call it too)."""
+        if self.plane is None or self.hu is None:
+            return None
+        m = Measurement(kind, self.plane_name, self.z, list(pts))
+        m.compute(self.plane.image(self.hu, self.z), self.plane.pixel_mm)
+        self.measurements.append(m)
+        self._draw_measurements()
+        self.measured.emit(m)
+        return m
+
+    def cancel_measure(self) -> None:
+        self._measure_drag = None
+        if hasattr(self, "draft_item"):
+            self.draft_item.setData([], [])
+
+    def _curve(self, kind: str, pts) -> tuple[list[float], list[float]]:
+        """View coordinates of a measurement's outline."""
+        if kind == "ellipse":
+            (r0, c0), (r1, c1) = pts[0], pts[-1]
+            t = np.linspace(0, 2 * np.pi, 73)
+            rows = (r0 + r1) / 2 + (r1 - r0) / 2 * np.sin(t)
+            cols = (c0 + c1) / 2 + (c1 - c0) / 2 * np.cos(t)
+            pts = list(zip(rows, cols))
+        elif kind == "freehand" and len(pts) > 2:
+            pts = list(pts) + [pts[0]]
+        elif kind == "ruler":
+            pts = [pts[0], pts[-1]]
+        xs = [c + 0.5 for _, c in pts]
+        ys = [(r + 0.5) * self._y_scale for r, _ in pts]
+        return xs, ys
+
+    def _draw_draft(self) -> None:
+        if self._measure_drag and len(self._measure_drag) >= 2:
+            self.draft_item.setData(*self._curve(self.view_tool, self._measure_drag))
+
+    def _draw_measurements(self) -> None:
+        for item in self._measure_items:
+            self.vb.removeItem(item)
+        self._measure_items = []
+        if self.hu is None:
+            return
+        for m in self.measurements:
+            if m.plane != self.plane_name or m.index != self.z:
+                continue
+            xs, ys = self._curve(m.kind, m.points)
+            curve = pg.PlotCurveItem(xs, ys, pen=pg.mkPen(MEASURE_COLOR, width=2))
+            curve.setZValue(27)
+            text = pg.TextItem(m.text, color=MEASURE_COLOR, anchor=(0, 1),
+                               fill=pg.mkBrush(0, 0, 0, 150))
+            text.setZValue(28)
+            text.setPos(max(xs) + 2, min(ys) - 1)
+            for item in (curve, text):
+                self.vb.addItem(item, ignoreBounds=True)
+                self._measure_items.append(item)
+
+    def redraw_measurements(self) -> None:
+        self._draw_measurements()
