@@ -13,12 +13,10 @@ price is that the source folder must still exist, otherwise IctviewError.
 BINARY segmentation, one segment per class present, algorithm type MANUAL, the
 rater who last saved the labels as content creator.
 
-Coded concepts (documented choice): every segment has category SCT 49755003
-"Morphologically Abnormal Structure" (CID 7150) and type SCT 50960005
-"Hemorrhage" (CID 7151); the subtype is the SegmentLabel (EDH, SDH, SAH, IPH,
-IVH) and the Segment Description (Epidural, ...). Precise SNOMED disorder codes
-for each subtype exist but are not in the segmentation context groups; readers
-tell the segments apart by label. The ignore label (255) is not exported to SEG.
+Coded concepts: category SCT 49755003 "Morphologically Abnormal Structure" (CID 7150);
+type: each subtype's own SNOMED CT concept (`ictview.io.seg_codes`, with sources); the
+subtype is also the SegmentLabel (EDH, SDH, SAH, IPH, IVH) and the Segment Description
+(Epidural, ...). The ignore label (255) is not exported to SEG.
 """
 
 from __future__ import annotations
@@ -33,12 +31,12 @@ import numpy as np
 from ictview.core.geometry import Geometry, nifti_to_zyx, zyx_to_nifti
 from ictview.core.labels import BY_VALUE, LABEL_CLASSES
 from ictview.errors import IctviewError
+from ictview.io.label_tables import DESCRIP
+from ictview.io.seg_codes import SEG_CATEGORY, segment_type
 from ictview.store.workspace import Workspace
 
 FORMATS = ("nifti", "dicom-seg")
 SEG_SERIES_NUMBER = 300
-SEG_CATEGORY = ("49755003", "SCT", "Morphologically Abnormal Structure")
-SEG_TYPE = ("50960005", "SCT", "Hemorrhage")
 CLASS_VALUES = tuple(c.value for c in LABEL_CLASSES)
 
 Progress = Callable[[int, int, str], None]
@@ -95,6 +93,8 @@ def write_nifti(path: Path, labels: np.ndarray, geometry: Geometry) -> Path:
     img.set_sform(geometry.affine_ras(), code=1)
     img.header.set_xyzt_units("mm")
     img.header.set_data_dtype(np.uint8)
+    img.header.set_intent(1002)  # NIFTI_INTENT_LABEL
+    img.header["descrip"] = DESCRIP.encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, str(path))
     return path
@@ -183,7 +183,7 @@ def _segment_descriptions(values: list[int]):
             segment_number=n,
             segment_label=c.code,
             segmented_property_category=Code(*SEG_CATEGORY),
-            segmented_property_type=Code(*SEG_TYPE),
+            segmented_property_type=Code(*segment_type(c.code)),
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
             tracking_id=f"{c.code} {c.name}"[:64],
             tracking_uid=hd.UID(),

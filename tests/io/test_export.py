@@ -15,6 +15,7 @@ from ictview.core.annotation import AnnotationModel
 from ictview.errors import IctviewError
 from ictview.io import export as ex
 from ictview.io.export_cli import add_export_parser, cmd_export
+from ictview.io.seg_codes import SEG_TYPE_BY_CODE
 from ictview.store.workspace import Workspace
 
 DCIODVFY = shutil.which("dciodvfy")
@@ -81,7 +82,9 @@ def test_nifti_and_dicom_seg_round_trip_voxel_by_voxel(rater_ws, tmp_path):
     for s in seg.SegmentSequence:
         assert s.SegmentAlgorithmType == "MANUAL"
         assert s.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "49755003"
-        assert s.SegmentedPropertyTypeCodeSequence[0].CodeValue == "50960005"
+        # each subtype's own SNOMED CT concept (ictview.io.seg_codes)
+        assert s.SegmentedPropertyTypeCodeSequence[0].CodeValue == \
+            SEG_TYPE_BY_CODE[s.SegmentLabel][0]
         assert s.SegmentedPropertyTypeCodeSequence[0].CodingSchemeDesignator == "SCT"
     # each frame sits at the position of the source slice it references
     number_of = {s.SegmentNumber: s.SegmentLabel for s in seg.SegmentSequence}
@@ -104,7 +107,7 @@ def test_export_cli_writes_every_exam_of_a_labelset(tiny_workspace, tmp_path, ca
     assert cmd_export(args) == 0
     with Workspace.open(tiny_workspace) as ws:
         exams = ws.labelset_exams("reference")
-        written = sorted(p.name for p in (tmp_path / "nii").iterdir())
+        written = sorted(p.name for p in (tmp_path / "nii").glob("*.nii.gz"))
         assert written == sorted(f"{e}.nii.gz" for e in exams)
         for e in exams[:3]:
             back, _ = ex.read_nifti(tmp_path / "nii" / f"{e}.nii.gz")
