@@ -15,8 +15,12 @@ predictions come back with `ictview import-predictions` for the report (validati
 the Dice threshold, test for the tables) without ever having been trained on.
 
 `labels` is {"background": 0, "EDH": 1, "SDH": 2, "SAH": 3, "IPH": 4, "IVH": 5}, plus
-"ignore": 255 when a training label volume holds 255 (nnU-Net then leaves those voxels out
-of the loss: its ignore label must be the highest value, which 255 is).
+"ignore": 6 when a training label volume holds ictview's ignore value 255: in labelsTr those
+voxels are written as 6, because nnU-Net v2 requires the ignore label to be exactly the
+highest label + 1 with consecutive labels (`LabelManager`: "If you use the ignore label it
+must have the highest label value"; measured: 255 fails `nnUNetv2_plan_and_preprocess
+--verify_dataset_integrity`, 6 passes). nnU-Net then leaves those voxels out of the loss.
+The dataset's labels.json / ITK-SNAP / Slicer tables say 6 too.
 """
 
 from __future__ import annotations
@@ -40,13 +44,14 @@ from ictview.io.label_tables import write_label_tables
 from ictview.store.workspace import Workspace
 
 FILE_ENDING = ".nii.gz"
+NNUNET_IGNORE = max(c.value for c in LABEL_CLASSES) + 1  # 6: nnU-Net's rule, see above
 CHANNEL = "0000"
 
 
 def dataset_json(n_training: int, has_ignore: bool, name: str) -> dict:
     labels = {"background": 0, **{c.code: c.value for c in LABEL_CLASSES}}
     if has_ignore:
-        labels["ignore"] = IGNORE
+        labels["ignore"] = NNUNET_IGNORE
     return {
         "channel_names": {"0": "CT"},
         "labels": labels,
@@ -76,12 +81,15 @@ def export_nnunet(ws: Workspace, labelset: str, out: Path, progress=None) -> Dat
                                        volume.hu, volume.geometry))
         if i < len(train):
             labels = load_labels(ws, labelset, exam)
-            result.has_ignore |= bool(np.any(labels == IGNORE))
+            ignore = labels == IGNORE
+            if ignore.any():
+                result.has_ignore = True
+                labels = np.where(ignore, np.uint8(NNUNET_IGNORE), labels)
             result.written.append(write_labels(root / "labelsTr" / f"{exam}{FILE_ENDING}",
                                                labels, volume.geometry))
     if progress:
         progress(total, total, "nnunet")
-    result.written += write_label_tables(root)
+    result.written += write_label_tables(root, NNUNET_IGNORE if result.has_ignore else IGNORE)
     meta = dataset_json(len(train), result.has_ignore, root.name)
     (root / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
     result.written.append(root / "dataset.json")

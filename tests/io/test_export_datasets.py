@@ -52,11 +52,13 @@ def test_nnunet_dataset_pairs_share_geometry_and_hold_the_stored_data(nnunet_dir
             assert hu.dtype == np.int16
             np.testing.assert_array_equal(hu, vol.hu)
             stored = ws.load_labels("reference", exam)
-            np.testing.assert_array_equal(nifti_to_zyx(np.asarray(lab.dataobj)), stored)
+            # nnU-Net's ignore label must be the highest label + 1: ictview's 255 becomes 6
+            expected = np.where(stored == 255, 6, stored)
+            np.testing.assert_array_equal(nifti_to_zyx(np.asarray(lab.dataobj)), expected)
             any_ignore |= bool((stored == 255).any())
     assert ("ignore" in meta["labels"]) == any_ignore
     if any_ignore:
-        assert meta["labels"]["ignore"] == 255
+        assert meta["labels"]["ignore"] == 6
     for name in ("labels.json", "labels.itksnap.txt", "labels.ctbl"):
         assert (nnunet_dir / name).is_file()
 
@@ -145,3 +147,23 @@ def test_seg_segments_carry_each_subtypes_code(tiny_workspace, tmp_path):
     for label, value in seen.items():
         assert value == SEG_TYPE_BY_CODE[label][0]
     assert len(set(seen.values())) == len(seen) or "EDH" in seen
+
+
+def test_nnunet_ignore_label_is_the_highest_plus_one(tiny_workspace_copy, tmp_path):
+    """255 (not annotated) in a training label becomes nnU-Net's ignore label 6, declared."""
+    with Workspace.open(tiny_workspace_copy) as ws:
+        exam = sorted(set(e.name for e in ws.exams(role="labeled"))
+                      & set(ws.labelset_exams("reference")))[0]
+        labels = ws.load_labels("reference", exam)
+        labels[:1] = 255
+        ws.save_labels("reference", exam, labels, "tester")
+    out = tmp_path / "Dataset502_ICH"
+    assert main(["export", str(tiny_workspace_copy), "--labelset", "reference", "--format",
+                 "nnunet", "--out", str(out)]) == 0
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["labels"]["ignore"] == 6
+    values = sorted(meta["labels"].values())
+    assert values == list(range(7))  # consecutive, ignore last: what nnU-Net checks
+    back = nifti_to_zyx(np.asarray(nib.load(str(out / "labelsTr" / f"{exam}.nii.gz")).dataobj))
+    assert (back[:1] == 6).all() and not (back == 255).any()
+    assert json.loads((out / "labels.json").read_text())["ignore"] == 6
