@@ -56,10 +56,11 @@ DEFAULT_IDLE_CAP_S = 60.0
 
 
 def rater_labelset(rater: str) -> str:
-    """The default labelset name of a rater (labelsets are per rater)."""
+    """The default labelset name of a rater (labelsets are per rater). Rater names are
+    display names, equal case-folded and trimmed: 'Dr-Lee ' and 'dr-lee' share one."""
     from ictview.store.workspace import safe_name
 
-    return safe_name(f"rater-{rater}")
+    return safe_name(f"rater-{rater.strip().casefold()}")
 
 
 class _Setting:

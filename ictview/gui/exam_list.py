@@ -41,14 +41,9 @@ class ExamRow:
 
 
 def label_status(ws: Workspace, labelset: str) -> dict[str, tuple[int, str, str]]:
-    """exam -> (voxels labelled, saved_by, saved_at) for every exam with a file in labelset."""
-    # read-only query of the catalog's label_files table (no Workspace method returns it)
-    rows = ws.con.execute(
-        """SELECT e.name, f.voxels_labeled, f.saved_by, f.saved_at FROM label_files f
-           JOIN exams e ON e.id = f.exam_id WHERE f.labelset = ?""",
-        (labelset,),
-    )
-    return {r[0]: (int(r[1]), r[2] or "", r[3] or "") for r in rows}
+    """exam -> (voxels labelled, saved_by, saved_at) for every exam with a file in labelset
+    that this login may read (the read guard hides a blinded study's exams)."""
+    return ws.label_status(labelset)
 
 
 class ExamTableModel(QtCore.QAbstractTableModel):

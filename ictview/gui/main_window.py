@@ -16,7 +16,6 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ictview.core.annotation import AnnotationModel, rater_labelset
-from ictview.study.blinding import rater_restrictions
 from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
@@ -294,11 +293,8 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         return True
 
     def _refresh_labelsets(self) -> None:
+        # the read guard leaves out what this login may not see (test-retest blinding)
         names = [ls["name"] for ls in self.ws.labelsets()] if self.ws else []
-        # test-retest blinding outside a session: the study's labelsets are not listed
-        blind = rater_restrictions(self.ws, self.rater) if self.ws and self.rater else None
-        if blind is not None and blind.active:
-            names = [n for n in names if n not in blind.labelsets]
         own = self.own_labelset
         self.labelset_combo.blockSignals(True)
         self.labelset_combo.clear()
@@ -353,11 +349,11 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         token = self._load_token
         if e.n_slices * e.rows * e.cols > self.sync_open_max_voxels:
             self._show_loading(e.name)
-            root = self.ws.root
+            root, login = self.ws.root, self.ws.login
             self._loader_result = None
 
             def load() -> None:
-                self._loader_result = self._load_model(root, exam)
+                self._loader_result = self._load_model(root, exam, login)
                 self._bridge.loaded.emit(token, self._loader_result)
 
             self._loader = threading.Thread(target=load, name=f"load-{exam}", daemon=True)
@@ -366,20 +362,24 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         result = self._load_model(self.ws, exam)
         return self._on_loaded(token, result)
 
-    def _load_model(self, ws: Workspace | Path, exam: str) -> AnnotationModel | Exception:
-        """Runs on the GUI thread or a loader thread (then with its own Workspace)."""
+    def _load_model(self, ws: Workspace | Path, exam: str, login: str | None = None
+                    ) -> AnnotationModel | Exception:
+        """Runs on the GUI thread or a loader thread (then with its own Workspace, opened
+        for the same login)."""
         own = not isinstance(ws, Workspace)
         try:
-            w = Workspace.open(ws) if own else ws
+            w = Workspace.open(ws, login=login) if own else ws
             try:
-                blind = rater_restrictions(w, self.rater) if self.rater else None
-                hidden = blind.why_not("labels", exam, self.labelset) if blind else ""
+                # the read guard decides by the OS login, whatever rater name is typed
+                start = None if self.start_from == EMPTY_START else self.start_from
+                hidden = w.guard.why_not_labels(self.labelset, exam)
+                if not hidden and start and self.editable and not self.preview:
+                    hidden = w.guard.why_not_labels(start, exam)
                 if hidden:
                     return self._blinded_model(w, exam, hidden)
                 if self.preview:
                     return self._preview_model(w, exam)
                 if self.editable:
-                    start = None if self.start_from == EMPTY_START else self.start_from
                     if start and w.load_labels(start, exam) is None:
                         start = None  # nothing to start from for this exam
                     try:

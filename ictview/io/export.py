@@ -57,17 +57,29 @@ def _version() -> str:
         return "0"
 
 
-def labelset_exams(ws: Workspace, labelset: str, exams: Iterable[str] | None = None) -> list[str]:
-    """The exams to export; IctviewError for an unknown labelset or exam without labels."""
-    if not any(ls["name"] == labelset for ls in ws.labelsets()):
+def labelset_exams(ws: Workspace, labelset: str, exams: Iterable[str] | None = None,
+                   hidden: list[tuple[str, str]] | None = None) -> list[str]:
+    """The exams to export; IctviewError for an unknown labelset or exam without labels.
+
+    Blinding (the workspace's read guard): a repetition of an unfinished test-retest
+    study is exported by its administrators only, audited; exams whose labels are
+    hidden from this login are refused when named, else left out and listed in
+    `hidden` as (exam, why)."""
+    if labelset not in ws.labelset_names():
         known = ", ".join(ls["name"] for ls in ws.labelsets()) or "none"
         raise IctviewError(f"{ws.root}: no labelset named '{labelset}' (known: {known})")
-    have = ws.labelset_exams(labelset)
+    ws.guard.note_export(labelset)  # BlindingError for a hidden repetition
+    have, blinded = ws.guard.labelset_exams(labelset)
     if not exams:
+        if hidden is not None:
+            hidden.extend(blinded)
         return have
     out = []
+    why = dict(blinded)
     for name in exams:
         ws.exam(name)  # unknown exam -> IctviewError
+        if name in why:
+            ws.guard.require_labels(labelset, name)  # raises BlindingError, audited
         if name not in have or not ws.label_path(labelset, name).exists():
             raise IctviewError(f"{ws.root}: labelset '{labelset}' has no labels for exam '{name}'")
         out.append(name)
@@ -282,11 +294,12 @@ def export_labelset(
     """Export every exam of `labelset` (or `exams`) in `fmt` ('nifti' or 'dicom-seg')."""
     if fmt not in FORMATS:
         raise IctviewError(f"unknown export format '{fmt}' (use {' or '.join(FORMATS)})")
-    names = labelset_exams(ws, labelset, exams)
+    hidden: list[tuple[str, str]] = []
+    names = labelset_exams(ws, labelset, exams, hidden)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise IctviewError(f"{out_dir}: exists and is not a folder")
-    result = ExportResult()
+    result = ExportResult(skipped=list(hidden))
     for i, name in enumerate(names):
         if progress:
             progress(i, len(names), "export")

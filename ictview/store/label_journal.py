@@ -499,10 +499,15 @@ def open_for_editing(
         if not rater.strip():
             raise IctviewError(f"{ws.root}: a rater name is required to edit labels")
         e = ws.exam(exam)
+        # blinding first: nothing of a hidden labelset (file or journal) is read
+        ws.guard.require_labels(labelset, exam)
+        if start_from:
+            ws.guard.require_labels(start_from, exam)
         row = ws.con.execute(
             "SELECT kind, rater FROM labelsets WHERE name=?", (labelset,)
         ).fetchone()
-        if row is not None and row["rater"] != rater:
+        # the owner is a display name: compared case-folded and trimmed
+        if row is not None and (row["rater"] or "").strip().casefold() != rater.strip().casefold():
             owner = f"rater '{row['rater']}'" if row["rater"] else f"no rater ({row['kind']})"
             raise IctviewError(
                 f"{ws.root}: labelset '{labelset}' belongs to {owner}, not '{rater}': "

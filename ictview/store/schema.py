@@ -12,7 +12,7 @@ from typing import Callable, Union
 
 from ictview.store.audit import migrate_to_chain
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Step = Union[str, Callable]
 
@@ -172,4 +172,22 @@ _V3: list[Step] = [
         PRIMARY KEY (run, exam_id))""",
 ]
 
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3}
+# v4: identity and blinding (issue 11). Access is decided by OS logins, never typed
+# names: the rater's login (NULL until known: then every login that is not an
+# administrator is treated as possibly the rater), the study's administrators, and
+# how a study was closed early (aborted / unblinded, by whom, when). Studies planned
+# before v4 get their planner (created_by) as administrator.
+_V4: list[Step] = [
+    """ALTER TABLE retest_studies ADD COLUMN rater_login TEXT""",
+    """ALTER TABLE retest_studies ADD COLUMN closed_at TEXT""",
+    """ALTER TABLE retest_studies ADD COLUMN closed_how TEXT
+        CHECK (closed_how IS NULL OR closed_how IN ('aborted', 'unblinded'))""",
+    """ALTER TABLE retest_studies ADD COLUMN closed_by TEXT""",
+    """CREATE TABLE retest_admins (
+        study_id INTEGER NOT NULL REFERENCES retest_studies(id),
+        login TEXT NOT NULL,
+        PRIMARY KEY (study_id, login))""",
+    """INSERT INTO retest_admins(study_id, login) SELECT id, created_by FROM retest_studies""",
+]
+
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}

@@ -10,6 +10,10 @@ Layout (DESIGN.md):
 Integrity: an exam's files are written (atomically) before its catalog rows, and the
 rows of one exam are committed in one transaction, so a crash leaves either the
 whole exam or only orphan files, which the next import removes under the import lock.
+
+Blinding: a workspace is opened for one OS login (`ws.login`), and its readers of
+labels and predictions ask `ws.guard` (ictview/store/read_guard.py) first; that
+module is the one place test-retest blinding is decided.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from typing import Iterator
 import numpy as np
 
 from ictview.core.geometry import Geometry
+from ictview import identity
 from ictview.core.labels import FINDINGS
 from ictview.errors import IctviewError
 from ictview.store import arrays, audit
 from ictview.store.catalog import connect, transaction, utc_now
+from ictview.store.read_guard import ReadGuard
 
 ROLES = ("labeled", "unlabeled", "validation", "test")
 DB_NAME = "workspace.sqlite"
@@ -117,8 +123,10 @@ class NewExam:
 
 
 class Workspace:
-    def __init__(self, root: Path | str, create: bool = False):
+    def __init__(self, root: Path | str, create: bool = False, login: str | None = None):
         self.root = Path(root)
+        # who reads: the OS login (tests inject one); never a typed rater name
+        self.login = login if login is not None else identity.current_login()
         if create:
             if self.root.exists() and not self.root.is_dir():
                 raise IctviewError(f"{self.root}: exists and is not a folder")
@@ -128,14 +136,15 @@ class Workspace:
         self.con = connect(self.root / DB_NAME, create=create)
         for sub in ("volumes", "labels", "predictions", "runs"):
             (self.root / sub).mkdir(exist_ok=True)
+        self.guard = ReadGuard(self, self.login)
 
     @classmethod
-    def open(cls, root: Path | str) -> "Workspace":
-        return cls(root, create=False)
+    def open(cls, root: Path | str, login: str | None = None) -> "Workspace":
+        return cls(root, create=False, login=login)
 
     @classmethod
-    def create(cls, root: Path | str) -> "Workspace":
-        return cls(root, create=True)
+    def create(cls, root: Path | str, login: str | None = None) -> "Workspace":
+        return cls(root, create=True, login=login)
 
     def close(self) -> None:
         self.con.close()
@@ -391,6 +400,7 @@ class Workspace:
             self._insert_image_labels(self.exam(exam).id, labels, source)
 
     def exam_reads(self, exam: str) -> dict[tuple[str, str], int]:
+        self.guard.require_labels(None, exam)
         rows = self.con.execute(
             "SELECT reader, finding, value FROM exam_reads WHERE exam_id=?", (self.exam(exam).id,)
         )
@@ -406,6 +416,7 @@ class Workspace:
     def image_labels(self, exam: str) -> np.ndarray | None:
         """(n_slices, len(FINDINGS)) int8 matrix, -1 where unknown; None if no labels at all."""
         e = self.exam(exam)
+        self.guard.require_labels(None, exam)
         rows = self.con.execute(
             "SELECT slice_idx, finding, value FROM image_labels WHERE exam_id=?", (e.id,)
         ).fetchall()
@@ -475,27 +486,45 @@ class Workspace:
             self._audit(self.con, rater, "save_labels", exam, labelset)
 
     def load_labels(self, labelset: str, exam: str) -> np.ndarray | None:
+        """The saved label volume (None when there is none); BlindingError when the
+        read guard hides it from this login (even when there is no file)."""
+        self.guard.require_labels(labelset, exam)
         path = self.label_path(labelset, exam)
         if not path.exists():
             return None
         labels, _ = arrays.read_labels(path)
         return labels
 
+    def labelset_names(self) -> set[str]:
+        """Every labelset's name, hidden ones included (to refuse a name already taken)."""
+        return {r[0] for r in self.con.execute("SELECT name FROM labelsets")}
+
     def labelsets(self) -> list[dict]:
+        """The labelsets this login may see (the read guard hides unfinished studies'
+        repetitions from everyone but their administrators and the rater's own)."""
         rows = self.con.execute(
             """SELECT l.name, l.kind, l.rater, COUNT(f.exam_id) AS exams
                FROM labelsets l LEFT JOIN label_files f ON f.labelset = l.name
                GROUP BY l.name ORDER BY l.name"""
         )
-        return [dict(r) for r in rows]
+        rows = [dict(r) for r in rows]
+        visible = set(self.guard.visible_labelsets([r["name"] for r in rows]))
+        return [r for r in rows if r["name"] in visible]
 
-    def labelset_exams(self, labelset: str) -> list[str]:
+    def label_status(self, labelset: str) -> dict[str, tuple[int, str, str]]:
+        """exam -> (voxels labelled, saved_by, saved_at) for the exams with a file in
+        `labelset` that this login may read (a voxel count is a label too)."""
+        visible = set(self.labelset_exams(labelset))
         rows = self.con.execute(
-            """SELECT e.name FROM label_files f JOIN exams e ON e.id = f.exam_id
-               WHERE f.labelset=? ORDER BY e.name""",
+            """SELECT e.name, f.voxels_labeled, f.saved_by, f.saved_at FROM label_files f
+               JOIN exams e ON e.id = f.exam_id WHERE f.labelset = ?""",
             (labelset,),
         )
-        return [r[0] for r in rows]
+        return {r[0]: (int(r[1]), r[2] or "", r[3] or "") for r in rows if r[0] in visible}
+
+    def labelset_exams(self, labelset: str) -> list[str]:
+        """Exams with a label file in `labelset` that this login may read."""
+        return self.guard.labelset_exams(labelset)[0]
 
     # ---- runs and audit -------------------------------------------------------------------
 
@@ -551,10 +580,13 @@ class Workspace:
             )
 
     def read_prediction(self, run: str, exam: str, pixels: bool = True) -> arrays.Prediction:
+        self.guard.require_prediction(run, exam)
         return arrays.read_prediction(self.prediction_path(run, exam), pixels=pixels)
 
     def predicted_exams(self, run: str) -> list[str]:
-        return sorted(p.stem for p in (self.root / "predictions" / run).glob("*.h5"))
+        """Exams with a prediction of `run` that this login may read."""
+        have = sorted(p.stem for p in (self.root / "predictions" / run).glob("*.h5"))
+        return self.guard.visible_predictions(run, have)
 
     @staticmethod
     def _audit(con: sqlite3.Connection, actor: str, action: str, exam: str | None, detail: str) -> None:

@@ -1,4 +1,9 @@
-"""Blinding: what a test-retest session may load, enforced in one place.
+"""The session window's narrower view: what a running test-retest session may load.
+
+The data layer's read guard (ictview/store/read_guard.py) is where blinding is
+decided for every reader of the workspace, the session included: whatever this
+module allows still goes through it. On top of it, the session view shows only
+the session's current exam, in session order.
 
 The paper's rater segmented each repetition "without review of prior
 segmentations". In a session the app therefore shows the CT of the session's
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ictview.errors import IctviewError
+from ictview.store.read_guard import BlindingError
 from ictview.study.clock import Clock, SystemClock, iso
 from ictview.study.retest_plan import record_event
 
@@ -35,8 +40,7 @@ if TYPE_CHECKING:
 KINDS = ("volume", "labels", "model", "prediction")
 
 
-class BlindingError(IctviewError):
-    """A session tried to load something its blinding forbids."""
+__all__ = ["Access", "BlindingError", "BlindingGuard", "BlindingPolicy", "KINDS"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ class BlindingGuard:
             return
         if self.audit:
             s = self.session
-            record_event(s.ws, self.clock, s.rater, "retest_blinding_refused", exam, {
+            record_event(s.ws, self.clock, "retest_blinding_refused", exam, {
                 "study": s.study.name, "repetition": s.repetition, "labelset": s.labelset,
                 "kind": kind, "requested_labelset": labelset, "run": run,
                 "reason": why})  # fmt: skip
@@ -157,55 +161,3 @@ class BlindingGuard:
                                    rater=s.rater, geometry=vol.geometry)  # fmt: skip
         # start_from stays None: nothing of another labelset is copied in
         return AnnotationModel.open(s.ws, exam, s.labelset, s.rater)
-
-
-# ---------------------------------------------------------------------------
-# the rest of the app
-
-
-@dataclass(frozen=True)
-class RaterRestrictions:
-    """What the general app (main window, review views) must hide from a rater while
-    any of their test-retest studies is unfinished: outside a session too, they must
-    not review prior segmentations of those exams. On a study's exams: no labelset at
-    all (their repetitions, other raters', the reference) and no predictions; the
-    study's labelsets on any exam. The CT itself stays viewable."""
-
-    rater: str
-    studies: tuple[str, ...]  # unfinished studies of this rater
-    exams: frozenset[str]
-    labelsets: frozenset[str]
-
-    @property
-    def active(self) -> bool:
-        return bool(self.studies)
-
-    def why_not(self, kind: str, exam: str, labelset: str | None = None) -> str:
-        if kind == "volume":
-            return ""
-        if labelset is not None and labelset in self.labelsets:
-            return (f"labelset '{labelset}' belongs to an unfinished test-retest study "
-                    f"({', '.join(self.studies)})")  # fmt: skip
-        if exam in self.exams:
-            what = "predictions" if kind == "prediction" else "labels"
-            return (f"{what} of '{exam}' are hidden from {self.rater} until test-retest study "
-                    f"{', '.join(self.studies)} is finished")  # fmt: skip
-        return ""
-
-    def allows(self, kind: str, exam: str, labelset: str | None = None) -> bool:
-        return not self.why_not(kind, exam, labelset)
-
-
-def rater_restrictions(ws, rater: str) -> RaterRestrictions:
-    """The restrictions for `rater` now (empty when they have no unfinished study)."""
-    from ictview.study.retest_plan import load_study, study_names
-
-    studies, exams, labelsets = [], set(), set()
-    for name in study_names(ws):
-        st = load_study(ws, name)
-        if st.rater != rater.strip() or all(s.ended_at is not None for s in st.sessions):
-            continue
-        studies.append(name)
-        exams.update(st.exams)
-        labelsets.update(st.labelsets)
-    return RaterRestrictions(rater.strip(), tuple(studies), frozenset(exams), frozenset(labelsets))

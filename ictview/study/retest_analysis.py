@@ -13,7 +13,10 @@ Outputs (one JSON-able document, rendered to Markdown by `render_markdown`):
   against the first (the baseline) per repetition and pooled, via the report's
   own Table 4 code (`ictview.stats.report`), so both give the same numbers;
 - the sessions behind the repetitions, with washout overrides marked (the JSON's
-  `sessions[].overridden`, a dagger in the Markdown).
+  `sessions[].overridden`, a dagger in the Markdown) and each repetition's washout
+  as measured from the audit log (`sessions[].washout_audit_days`: its
+  `retest_session_start` minus the previous repetition's `retest_session_end`),
+  next to the planned one, so a moved clock or a forgotten override shows.
 
 Dice needs a threshold per run: the Dice-maximising one on the run's
 pixel-labeled validation exams ('reference' labelset, as the report does), else
@@ -31,6 +34,7 @@ import numpy as np
 
 from ictview.errors import IctviewError
 from ictview.store.workspace import Workspace
+from ictview.study.clock import parse_time
 from ictview.study.retest_plan import events, load_study, study_of_labelset
 
 RETEST_N_BOOT = 50  # the paper's bootstraps per repetition
@@ -53,15 +57,38 @@ class Repetition:
         return f"{self.labelset} {OVERRIDE_MARK}" if self.overridden else self.labelset
 
 
+def audit_washouts(ws: Workspace, study: str) -> dict[int, dict]:
+    """Per repetition k >= 2 that started: the washout measured from the audit times
+    (start of k minus end of k-1), the planned one and who started it."""
+    st = load_study(ws, study)
+    out = {}
+    for s in st.sessions[1:]:
+        starts = events(ws, ("retest_session_start",), s.labelset)
+        ends = events(ws, ("retest_session_end",), st.session(s.repetition - 1).labelset)
+        if not starts:
+            continue
+        start = parse_time(starts[0]["at"])
+        days = (start - parse_time(ends[-1]["at"])).total_seconds() / 86400 if ends else None
+        out[s.repetition] = {
+            "washout_audit_days": None if days is None else round(days, 4),
+            "washout_planned_days": st.washout_days,
+            "washout_short": days is None or days < st.washout_days,
+            "started_by": starts[0]["actor"],
+        }
+    return out
+
+
 def study_repetitions(ws: Workspace, study: str) -> list[Repetition]:
     """The study's started sessions, each with the exams it marked done."""
     st = load_study(ws, study)
+    washouts = audit_washouts(ws, study)
     out = []
     for s in st.sessions:
         if s.started_at is None:
             continue
         done = {e["exam"] for e in events(ws, ("retest_exam_done",), s.labelset)}
-        out.append(Repetition(s.labelset, tuple(e for e in st.exams if e in done), s.to_dict()))
+        out.append(Repetition(s.labelset, tuple(e for e in st.exams if e in done),
+                              {**s.to_dict(), **washouts.get(s.repetition, {})}))
     return out
 
 
@@ -73,7 +100,10 @@ def labelset_repetitions(ws: Workspace, labelsets: Sequence[str]) -> list[Repeti
         if ls not in known:
             raise IctviewError(f"{ws.root}: no labelset named '{ls}'")
         found = study_of_labelset(ws, ls)
-        session = load_study(ws, found[0]).session(found[1]).to_dict() if found else None
+        session = None
+        if found:
+            session = {**load_study(ws, found[0]).session(found[1]).to_dict(),
+                       **audit_washouts(ws, found[0]).get(found[1], {})}
         out.append(Repetition(ls, tuple(ws.labelset_exams(ls)), session))
     if len(set(labelsets)) != len(labelsets):
         raise IctviewError(f"{ws.root}: a labelset is given twice")
@@ -159,11 +189,15 @@ def analyze(
         s = rep.session
         if s and s["status"] != "ended":
             notes.append(f"{rep.labelset}: session {s['status']} ({len(rep.exams)} of "
-                         f"{len(s['exam_order'])} exams done); only exams done in every "
+                         f"{s['exams']} exams done); only exams done in every "
                          "repetition are analysed")  # fmt: skip
         if rep.overridden:
             notes.append(f"{rep.display}: started before the washout ended (override by "
                          f"{s['override_by']}: \"{s['override_reason']}\")")  # fmt: skip
+        if s and s.get("washout_short") and not rep.overridden:
+            notes.append(f"{rep.labelset}: the audit log shows a washout of "
+                         f"{_days(s.get('washout_audit_days'))}, shorter than the planned "
+                         f"{s['washout_planned_days']:g} days")  # fmt: skip
 
     names = [rep.labelset for rep in reps]
     plan = {e: list(names) for e in exams}
@@ -229,12 +263,17 @@ def render_markdown(doc: dict) -> str:
         over = "—"
         if s.get("overridden"):
             over = f"{OVERRIDE_MARK} by {s['override_by']}: {s['override_reason']}"
+        washout = "—"
+        if "washout_audit_days" in s:
+            washout = (f"{_days(s['washout_audit_days'])} "
+                       f"(planned {s['washout_planned_days']:g} d)")  # fmt: skip
         rows.append([shown(s["labelset"]), str(s.get("repetition") or "—"),
                      s.get("status") or "imported", _day(s.get("started_at")),
-                     _day(s.get("ended_at")), str(s["exams_done"]), over])  # fmt: skip
+                     _day(s.get("ended_at")), str(s["exams_done"]), washout, over])  # fmt: skip
     blocks += [
         Heading("Repetitions", 2),
-        Table(["Labelset", "Repetition", "Status", "Started", "Ended", "Exams", "Washout override"],
+        Table(["Labelset", "Repetition", "Status", "Started", "Ended", "Exams",
+               "Washout (audit log)", "Washout override"],
               rows, [f"{OVERRIDE_MARK}: session started before its washout ended "
                      "(administrator override)."] if marks else []),
         Para(f"{len(doc['exams'])} exams analysed"
@@ -279,6 +318,11 @@ def render_markdown(doc: dict) -> str:
     if doc["notes"]:
         blocks += [Heading("Notes", 2)] + [Para(f"- {n}") for n in doc["notes"]]
     return _markdown(blocks)
+
+
+def _days(days: float | None) -> str:
+    return "unknown (no end of the previous repetition in the audit log)" if days is None \
+        else f"{days:.2f} d"
 
 
 def _day(text: str | None) -> str:

@@ -6,13 +6,18 @@ Wiring into `ictview/cli.py` (two lines):
 
 Every subcommand takes the workspace first, exits 0 on success and raises
 IctviewError (printed by `ictview` as one line) for bad input; `start` before the
-washout has passed fails with the date it opens, unless `--override-reason` is given.
+washout has passed fails with the date it opens, unless an administrator gives
+`--override-reason`.
+
+Identity: who runs a command is the OS login (ictview.identity), never a typed
+name: `--rater` is the display name of the study's labelsets; `--admins` names
+the logins that administer the study (default: the planner's login). Exam orders
+are printed only to an administrator who asks (`--show-orders`).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -20,21 +25,17 @@ from pathlib import Path
 from ictview.errors import IctviewError
 
 EPILOG = """examples:
-  ictview retest plan WS --name cq500-tr --rater dr-lee --role test --labelset reference
+  ictview retest plan WS --name cq500-tr --rater dr-lee --role test --labelset reference \
+      --rater-login lee --admins kim
   ictview retest plan WS --name pilot --rater dr-lee --role test --sample 10 --seed 7
   ictview retest start WS --study cq500-tr --rater dr-lee
-  ictview retest start WS --study cq500-tr --rater dr-lee --override-reason "on leave" --by admin
+  ictview retest start WS --study cq500-tr --rater dr-lee --override-reason "on leave"  # admin
   ictview retest status WS --json
+  ictview retest status WS --study cq500-tr --show-orders          # administrators only
+  ictview retest abort WS --study cq500-tr --reason "rater left"     # administrators only
   ictview retest analyze WS --study cq500-tr --runs baseline ss --out table4.md
   ictview retest analyze WS --labelsets retest-1 retest-2 retest-3 --runs baseline ss --json
 """
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in containers without passwd entries
-        return "unknown"
 
 
 def add_retest_parser(subparsers) -> argparse.ArgumentParser:
@@ -65,7 +66,14 @@ def add_retest_parser(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--washout-days", type=float, default=7.0, help="default 7")
     q.add_argument("--seed", type=int, help="seed of the sample and the orders (default: random, "
                    "recorded)")
-    q.add_argument("--by", default=None, help="who plans it (default: the login name)")
+    q.add_argument("--admins", nargs="+", metavar="LOGIN",
+                   help="OS logins that administer the study: override washouts, unblind, "
+                   "abort, export repetitions (default: your login)")
+    q.add_argument("--rater-login", metavar="LOGIN",
+                   help="the rater's OS login (default: bound when the rater opens the first "
+                   "session; until then every login but the administrators is blinded)")
+    q.add_argument("--show-orders", action="store_true",
+                   help="print every repetition's exam order (administrators only)")
     q.add_argument("--json", action="store_true")
 
     q = sub.add_parser("start", help="start the study's next repetition (refused before washout)")
@@ -73,15 +81,24 @@ def add_retest_parser(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--study", required=True)
     q.add_argument("--rater", required=True, help="must be the study's rater")
     q.add_argument("--override-reason", metavar="TEXT",
-                   help="administrator override of the washout: the reason, recorded and audited")
-    q.add_argument("--by", default=None,
-                   help="who overrides (default: the login name); recorded with the reason")
+                   help="administrator override of the washout (your login must administer "
+                   "the study): the reason, recorded and audited")
+    q.add_argument("--by", default=None, help=argparse.SUPPRESS)  # refused: see _start
     q.add_argument("--json", action="store_true")
 
     q = sub.add_parser("status", help="studies, their sessions, progress and washout dates")
     q.add_argument("workspace", type=Path)
     q.add_argument("--study", help="one study (default: all)")
+    q.add_argument("--show-orders", action="store_true",
+                   help="include the exam orders (administrators only)")
     q.add_argument("--json", action="store_true")
+
+    for verb, what in (("abort", "stop the study for good"),
+                       ("unblind", "lift the blinding before the last repetition ends")):
+        q = sub.add_parser(verb, help=f"{what} (administrators only; audited)")
+        q.add_argument("workspace", type=Path)
+        q.add_argument("--study", required=True)
+        q.add_argument("--reason", required=True, metavar="TEXT", help="recorded and audited")
 
     q = sub.add_parser("analyze", help="intra-rater agreement and Table 4 for chosen runs")
     q.add_argument("workspace", type=Path)
@@ -120,7 +137,7 @@ def _session(args) -> int:
 
 def cmd_retest(args) -> int:
     handlers = {"plan": _plan, "start": _start, "status": _status, "analyze": _analyze,
-                "session": _session}
+                "session": _session, "abort": _close, "unblind": _close}
     return handlers[args.retest_command](args)
 
 
@@ -153,17 +170,28 @@ def _plan(args) -> int:
     sel = ExamSelection(role=args.role, exams=tuple(listed) if listed else None,
                         labelset=args.labelset, sample=args.sample)  # fmt: skip
     with _open(args.workspace) as ws:
+        if args.show_orders and args.admins and ws.login not in args.admins:
+            raise IctviewError(f"--show-orders: login '{ws.login}' is not among the study's "
+                               f"administrators ({', '.join(args.admins)})")  # fmt: skip
         st = plan_study(ws, args.name, args.rater, sel, repetitions=args.repetitions,
-                        washout_days=args.washout_days, seed=args.seed,
-                        created_by=args.by or _user())  # fmt: skip
+                        washout_days=args.washout_days, seed=args.seed, admins=args.admins,
+                        rater_login=args.rater_login)  # fmt: skip
+    show = args.show_orders  # the planner is an administrator (checked above)
     if args.json:
-        print(json.dumps(st.to_dict(), indent=2))
+        print(json.dumps(st.to_dict(show_orders=show), indent=2))
     else:
         print(f"study '{st.name}': rater {st.rater}, {len(st.exams)} exams, {st.repetitions} "
-              f"repetitions, washout {st.washout_days:g} days, seed {st.seed}")  # fmt: skip
+              f"repetitions, washout {st.washout_days:g} days, seed {st.seed}; "
+              f"administrators {', '.join(sorted(st.admins))}")  # fmt: skip
         for s in st.sessions:
-            print(f"  repetition {s.repetition}: labelset {s.labelset}, order "
-                  f"{', '.join(s.exam_order)}")  # fmt: skip
+            order = f", order {', '.join(s.exam_order)}" if show else ""
+            print(f"  repetition {s.repetition}: labelset {s.labelset}{order}")
+        if not show:
+            print("  (exam orders are recorded, not shown: an administrator can print them with "
+                  "`ictview retest status --show-orders`)")
+        if st.rater_login is None:
+            print("  note: no --rater-login: until the rater opens the first session, every "
+                  "login but the administrators is blinded to the study's exams")
     return 0
 
 
@@ -171,8 +199,12 @@ def _start(args) -> int:
     from ictview.study.retest_session import RetestSession
 
     with _open(args.workspace) as ws:
-        s = RetestSession.start(ws, args.study, args.rater, override_reason=args.override_reason,
-                                actor=args.by or _user())  # fmt: skip
+        if args.by is not None and args.by != ws.login:
+            raise IctviewError(
+                f"--by is not accepted: who acts is your OS login ('{ws.login}'), not a typed "
+                "name; an administrator of the study runs the override under their own login"
+            )
+        s = RetestSession.start(ws, args.study, args.rater, override_reason=args.override_reason)
         out = {"study": args.study, "repetition": s.repetition, "labelset": s.labelset,
                "exams": len(s.order), "overridden": s.overridden,
                "started_at": s.plan.to_dict()["started_at"]}  # fmt: skip
@@ -188,20 +220,24 @@ def _start(args) -> int:
     return 0
 
 
-def study_status(ws, name: str, clock=None) -> dict:
-    """A study's plan, sessions (progress, time on task) and what comes next."""
+def study_status(ws, name: str, clock=None, show_orders: bool = False) -> dict:
+    """A study's plan, sessions (progress, time on task) and what comes next. The exam
+    orders only with show_orders, for an administrator of the study."""
     from ictview.study.clock import SystemClock
     from ictview.study.retest_plan import load_study
     from ictview.study.retest_session import RetestSession, availability
 
     clock = clock or SystemClock()
+    if show_orders:
+        ws.guard.require_admin(name, "printing the exam orders")
     st = load_study(ws, name)
-    doc = st.to_dict()
+    doc = st.to_dict(show_orders=show_orders)
     for s_doc, s in zip(doc["sessions"], st.sessions):
         run = RetestSession(ws, st, s.repetition, clock)
         done = run.done_exams()
         s_doc["exams_done"] = len(done)
-        s_doc["current"] = run.current() if s.status == "in progress" else None
+        s_doc["current"] = (run.current() if s.status == "in progress" and show_orders
+                            else None)  # the current exam is part of the order
         tot = run.time_on_task()
         s_doc["active_seconds"] = round(sum(v["active_s"] for v in tot.values()), 1)
     doc["next"] = availability(st, clock).to_dict()
@@ -213,7 +249,7 @@ def _status(args) -> int:
 
     with _open(args.workspace) as ws:
         names = [args.study] if args.study else study_names(ws)
-        docs = [study_status(ws, n) for n in names]
+        docs = [study_status(ws, n, show_orders=args.show_orders) for n in names]
     if args.json:
         print(json.dumps(docs if not args.study else docs[0], indent=2))
         return 0
@@ -231,9 +267,22 @@ def _status(args) -> int:
             over = (f"  [washout override by {s['override_by']}: {s['override_reason']}]"
                     if s["overridden"] else "")  # fmt: skip
             print(f"  {s['repetition']}. {s['labelset']}: {s['status']}, "
-                  f"{s['exams_done']}/{len(s['exam_order'])} exams, "
+                  f"{s['exams_done']}/{s['exams']} exams, "
                   f"{s['active_seconds'] / 60:.1f} min on task{when}{over}")
+        if args.show_orders:
+            for s in d["sessions"]:
+                print(f"  order {s['repetition']}: {', '.join(s['exam_order'])}")
         print(f"  next: {d['next']['message']}")
+    return 0
+
+
+def _close(args) -> int:
+    from ictview.study.retest_plan import close_study
+
+    how = "aborted" if args.retest_command == "abort" else "unblinded"
+    with _open(args.workspace) as ws:
+        st = close_study(ws, args.study, how, args.reason)
+    print(f"study '{st.name}': {how} by {st.closed_by}; recorded in the audit log")
     return 0
 
 

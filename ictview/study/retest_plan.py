@@ -9,9 +9,22 @@ An order differs from every earlier repetition's order (when there are enough
 permutations of the exams: with 2 exams and 3 repetitions only from the previous
 one), so a rater never meets the exams in the sequence of a session they remember.
 
-Catalog tables (schema v2): `retest_studies`, `retest_sessions` (one row per
-repetition, created here with its order; started/ended by retest_session), and
-the append-only `audit_log`, written with the injected clock's time.
+Catalog tables (schema v2, v3): `retest_studies`, `retest_sessions` (one row per
+repetition, created here with its order; started/ended by retest_session),
+`retest_admins` (the study's administrators: OS logins, default the planner's),
+and the append-only `audit_log`, written with the injected clock's time and the
+OS login as actor.
+
+Identity: who plans, administers and acts is the OS login of the workspace
+(`ws.login`); the typed rater name is the display name of the study's labelsets.
+The rater's login (`rater_login`) is given at planning or bound when the rater
+first opens a session; an administrator can never be the rater. Blinding itself
+is decided in ictview/store/read_guard.py.
+
+Clock: every study event is refused when the clock reads earlier than the
+study's last audited event (`check_clock`), so moving the clock back cannot
+shorten a washout; moving it ahead is visible in the audit times the analysis
+lists.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import numpy as np
 from ictview.errors import IctviewError
 from ictview.store import audit
 from ictview.store.catalog import transaction
+from ictview.store.read_guard import BlindingError
 from ictview.store.workspace import ROLES, Workspace, safe_name
 from ictview.study.clock import Clock, SystemClock, iso, parse_time
 
@@ -44,13 +58,40 @@ def repetition_labelset(study: str, repetition: int) -> str:
 # audit (the catalog's append-only log, with the study clock's time)
 
 
+STUDY_EVENT_PREFIX = "retest_"
+
+
+def last_event_time(con, study: str) -> datetime | None:
+    """The time of the study's last audited event (its timeline: `retest_*` rows)."""
+    row = con.execute(
+        r"""SELECT MAX(at) FROM audit_log WHERE action LIKE 'retest\_%' ESCAPE '\'
+            AND json_valid(detail) AND json_extract(detail, '$.study') = ?""",
+        (study,),
+    ).fetchone()
+    return parse_time(row[0]) if row and row[0] else None
+
+
+def check_clock(con, study: str, now: datetime, root=None) -> None:
+    """Refuse a clock that reads earlier than the study's last audited event."""
+    last = last_event_time(con, study)
+    if last is not None and now < last:
+        raise IctviewError(
+            f"{root or 'workspace'}: study '{study}': the clock reads {iso(now)}, earlier than "
+            f"the study's last audited event ({iso(last)}); set the system clock right"
+        )
+
+
 def record_event(
-    ws: Workspace, clock: Clock, actor: str, action: str, exam: str | None, detail: dict
+    ws: Workspace, clock: Clock, action: str, exam: str | None, detail: dict
 ) -> None:
-    """One audit_log row; detail is JSON so the analysis and status can read it back."""
+    """One audit_log row by the workspace's OS login; detail is JSON (naming the study)
+    so the analysis and status can read it back. Refused when the clock went back."""
+    now = clock.now()
     with transaction(ws.con) as con:
-        audit.append(con, actor, action, exam, json.dumps(detail, sort_keys=True),
-                     at=iso(clock.now()))
+        if detail.get("study"):
+            check_clock(con, detail["study"], now, ws.root)
+        audit.append(con, ws.login, action, exam, json.dumps(detail, sort_keys=True),
+                     at=iso(now))
 
 
 def events(ws: Workspace, actions: tuple[str, ...], labelset: str | None = None) -> list[dict]:
@@ -185,10 +226,12 @@ class SessionPlan:
     def overridden(self) -> bool:
         return bool(self.override_reason)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, show_order: bool = False) -> dict:
+        """show_order: include the exam order (only for an administrator who asks)."""
+        order = {"exam_order": list(self.exam_order)} if show_order else {}
         return {
             "study": self.study, "repetition": self.repetition, "labelset": self.labelset,
-            "exam_order": list(self.exam_order), "status": self.status,
+            **order, "exams": len(self.exam_order), "status": self.status,
             "started_at": iso(self.started_at) if self.started_at else None,
             "ended_at": iso(self.ended_at) if self.ended_at else None,
             "overridden": self.overridden, "override_reason": self.override_reason,
@@ -208,6 +251,16 @@ class RetestStudy:
     created_at: datetime
     created_by: str
     sessions: tuple[SessionPlan, ...]
+    admins: frozenset[str] = frozenset()  # OS logins
+    rater_login: str | None = None  # None until known
+    closed_at: datetime | None = None  # aborted / unblinded before the end
+    closed_how: str | None = None
+    closed_by: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Blinding is over: every repetition ended, or the study was closed."""
+        return self.closed_at is not None or all(s.ended_at is not None for s in self.sessions)
 
     @property
     def washout(self) -> timedelta:
@@ -223,12 +276,15 @@ class RetestStudy:
     def labelsets(self) -> list[str]:
         return [s.labelset for s in self.sessions]
 
-    def to_dict(self) -> dict:
+    def to_dict(self, show_orders: bool = False) -> dict:
         return {
-            "name": self.name, "rater": self.rater, "exams": list(self.exams),
+            "name": self.name, "rater": self.rater, "rater_login": self.rater_login,
+            "admins": sorted(self.admins), "exams": list(self.exams),
             "repetitions": self.repetitions, "washout_days": self.washout_days, "seed": self.seed,
             "created_at": iso(self.created_at), "created_by": self.created_by,
-            "sessions": [s.to_dict() for s in self.sessions],
+            "closed_at": iso(self.closed_at) if self.closed_at else None,
+            "closed_how": self.closed_how, "closed_by": self.closed_by,
+            "sessions": [s.to_dict(show_orders) for s in self.sessions],
         }  # fmt: skip
 
 
@@ -241,14 +297,29 @@ def plan_study(
     repetitions: int = DEFAULT_REPETITIONS,
     washout_days: float = DEFAULT_WASHOUT_DAYS,
     seed: int | None = None,
-    created_by: str | None = None,
+    admins: tuple[str, ...] | list[str] | None = None,
+    rater_login: str | None = None,
     clock: Clock | None = None,
 ) -> RetestStudy:
-    """Create the study, its labelsets and every repetition's exam order (one transaction)."""
+    """Create the study, its labelsets and every repetition's exam order (one transaction).
+
+    The planner is the workspace's OS login (`ws.login`); `admins` (OS logins) default
+    to the planner. `rater_login`: the rater's OS login when known now (else bound
+    when the rater opens their first session); it can never be an administrator.
+    """
     clock = clock or SystemClock()
     rater = (rater or "").strip()
     if not rater:
         raise IctviewError(f"{ws.root}: a test-retest study needs a rater")
+    admin_set = sorted({a.strip() for a in (admins or [ws.login]) if a and a.strip()})
+    if not admin_set:
+        raise IctviewError(f"study '{name}': needs at least one administrator login (--admins)")
+    rater_login = (rater_login or "").strip() or None
+    if rater_login is not None and rater_login in admin_set:
+        raise IctviewError(
+            f"study '{name}': the rater's login '{rater_login}' cannot be an administrator "
+            "(administrators see every repetition); name other logins with --admins"
+        )
     if not name or safe_name(name) != name:
         raise IctviewError(f"study name '{name}' may only use letters, digits, '.', '_', '-'")
     if repetitions < 2:
@@ -258,7 +329,7 @@ def plan_study(
     if ws.con.execute("SELECT 1 FROM retest_studies WHERE name=?", (name,)).fetchone():
         raise IctviewError(f"{ws.root}: a test-retest study named '{name}' already exists")
     labelsets = [repetition_labelset(name, k) for k in range(1, repetitions + 1)]
-    existing = {ls["name"] for ls in ws.labelsets()}
+    existing = ws.labelset_names()
     taken = [ls for ls in labelsets if ls in existing]
     if taken:
         raise IctviewError(
@@ -268,16 +339,19 @@ def plan_study(
         seed = secrets.randbits(31)  # recorded, so the plan stays reproducible
     exams = selection.resolve(ws, seed)
     orders = session_orders(exams, repetitions, seed)
-    by = (created_by or rater).strip() or rater
+    by = ws.login
     now = iso(clock.now())
     with transaction(ws.con) as con:
         con.execute("INSERT OR IGNORE INTO raters(name, created_at) VALUES (?,?)", (rater, now))
         cur = con.execute(
             """INSERT INTO retest_studies(name, rater, exams, repetitions, washout_days, seed,
-               created_at, created_by) VALUES (?,?,?,?,?,?,?,?)""",
-            (name, rater, json.dumps(exams), repetitions, float(washout_days), int(seed), now, by),
+               created_at, created_by, rater_login) VALUES (?,?,?,?,?,?,?,?,?)""",
+            (name, rater, json.dumps(exams), repetitions, float(washout_days), int(seed), now, by,
+             rater_login),
         )
         study_id = cur.lastrowid
+        con.executemany("INSERT INTO retest_admins(study_id, login) VALUES (?,?)",
+                        [(study_id, a) for a in admin_set])
         for k, (ls, order) in enumerate(zip(labelsets, orders), start=1):
             con.execute(
                 """INSERT INTO labelsets(name, kind, rater, description, created_at)
@@ -292,7 +366,8 @@ def plan_study(
         audit.append(con, by, "retest_plan", None, json.dumps({
             "study": name, "rater": rater, "exams": len(exams), "selection":
             selection.describe(), "repetitions": repetitions, "washout_days": washout_days,
-            "seed": int(seed)}, sort_keys=True), at=now)  # fmt: skip
+            "seed": int(seed), "admins": admin_set, "rater_login": rater_login},
+            sort_keys=True), at=now)  # fmt: skip
     return load_study(ws, name)
 
 
@@ -316,10 +391,14 @@ def load_study(ws: Workspace, name: str) -> RetestStudy:
             "SELECT * FROM retest_sessions WHERE study_id=? ORDER BY repetition", (row["id"],)
         )
     )  # fmt: skip
+    admins = frozenset(r[0] for r in ws.con.execute(
+        "SELECT login FROM retest_admins WHERE study_id=?", (row["id"],)))
     return RetestStudy(
         id=row["id"], name=row["name"], rater=row["rater"], exams=tuple(json.loads(row["exams"])),
         repetitions=row["repetitions"], washout_days=float(row["washout_days"]), seed=row["seed"],
         created_at=parse_time(row["created_at"]), created_by=row["created_by"], sessions=sessions,
+        admins=admins, rater_login=row["rater_login"], closed_at=_time(row["closed_at"]),
+        closed_how=row["closed_how"], closed_by=row["closed_by"],
     )  # fmt: skip
 
 
@@ -335,3 +414,55 @@ def study_of_labelset(ws: Workspace, labelset: str) -> tuple[str, int] | None:
         (labelset,),
     ).fetchone()
     return (row[0], row[1]) if row else None
+
+
+# ---------------------------------------------------------------------------
+# administrator actions on a study: closing it early
+
+
+def close_study(ws: Workspace, name: str, how: str, reason: str, *, clock: Clock | None = None
+                ) -> RetestStudy:
+    """Abort the study or unblind it before its last repetition ended (administrators
+    only; audited with the reason). Either way the blinding is lifted; an aborted
+    study starts no further repetition."""
+    clock = clock or SystemClock()
+    if how not in ("aborted", "unblinded"):
+        raise IctviewError(f"study '{name}': cannot close it as '{how}'")
+    what = "aborting" if how == "aborted" else "unblinding"
+    ws.guard.require_admin(name, what)
+    if not (reason or "").strip():
+        raise IctviewError(f"study '{name}': {what} needs a typed reason (it was empty)")
+    st = load_study(ws, name)
+    if st.finished:
+        raise IctviewError(f"study '{name}': already finished; nothing to {how[:-2]}")
+    now = clock.now()
+    with transaction(ws.con) as con:
+        check_clock(con, name, now, ws.root)
+        con.execute("UPDATE retest_studies SET closed_at=?, closed_how=?, closed_by=? WHERE id=?",
+                    (iso(now), how, ws.login, st.id))
+    record_event(ws, clock, f"retest_{'abort' if how == 'aborted' else 'unblind'}", None,
+                 {"study": name, "reason": reason.strip()})
+    return load_study(ws, name)
+
+
+def bind_rater_login(ws: Workspace, study: RetestStudy) -> None:
+    """The rater opens a session: the login must not administer the study, and must be
+    the rater's login (recorded now when not known yet)."""
+    if ws.login in study.admins:
+        raise BlindingError(
+            f"{ws.root}: login '{ws.login}' administers test-retest study '{study.name}' and "
+            "sees every repetition: the rater's session must run under the rater's own login"
+        )
+    if study.rater_login is None:
+        with transaction(ws.con) as con:
+            con.execute("UPDATE retest_studies SET rater_login=? WHERE id=? AND rater_login IS NULL",
+                        (ws.login, study.id))
+            bound = con.execute("SELECT rater_login FROM retest_studies WHERE id=?",
+                                (study.id,)).fetchone()[0]
+    else:
+        bound = study.rater_login
+    if bound != ws.login:
+        raise BlindingError(
+            f"{ws.root}: test-retest study '{study.name}' is segmented under login '{bound}', "
+            f"not '{ws.login}'"
+        )

@@ -2,10 +2,16 @@
 
 - Washout: repetition k (k >= 2) opens `washout_days` after repetition k-1 ended;
   before that `start` raises WashoutNotOver, whose message says exactly when it
-  opens. An administrator may start it earlier with a typed, non-empty reason:
-  the session row keeps the reason and who gave it (`override_reason`,
+  opens. An administrator of the study (an OS login in `retest_admins`, never the
+  rater's) may start it earlier with a typed, non-empty reason: the session row
+  keeps the reason and the administrator's login (`override_reason`,
   `override_by`), the audit log gets a `retest_override` row, and the analysis
-  marks the session.
+  marks the session. A clock that reads earlier than the study's last audited
+  event is refused; a start after the washout records the washout measured
+  from the audit times (`washout_s` of `retest_session_start`).
+- Identity: the session runs under the rater's OS login (`bind_rater_login`:
+  bound at the first session when not given at planning, never an administrator);
+  the typed rater name must be the study's rater, compared case-folded and trimmed.
 - Order: exams come one at a time in the repetition's recorded order; `current()`
   is the first exam not yet done, and only it can be opened, saved or marked done.
   `advance()` moves on once the current exam is saved (a label file in the
@@ -31,12 +37,15 @@ from datetime import datetime
 import numpy as np
 
 from ictview.errors import IctviewError
+from ictview.identity import same_rater
 from ictview.store.catalog import transaction
 from ictview.store.workspace import Workspace
 from ictview.study.clock import Clock, SystemClock, human, human_duration, iso
 from ictview.study.retest_plan import (
     RetestStudy,
     SessionPlan,
+    bind_rater_login,
+    check_clock,
     events,
     load_study,
     record_event,
@@ -58,7 +67,7 @@ class Availability:
     """What the rater can do next in a study (for status, the CLI and the app)."""
 
     study: str
-    state: str  # "in progress", "ready", "washout", "waiting", "finished"
+    state: str  # "in progress", "ready", "washout", "waiting", "finished", "closed"
     repetition: int | None  # the repetition in progress / ready / waiting for washout
     opens_at: datetime | None  # washout: when it opens
     message: str  # one line for people
@@ -72,6 +81,10 @@ class Availability:
 def availability(study: RetestStudy, clock: Clock) -> Availability:
     now = clock.now()
     n = study.repetitions
+    if study.closed_at is not None:
+        return Availability(study.name, "closed", None, None,
+                            f"the study was {study.closed_how} by {study.closed_by} on "
+                            f"{human(study.closed_at)}")  # fmt: skip
     for s in study.sessions:
         if s.status == "in progress":
             return Availability(study.name, "in progress", s.repetition, None,
@@ -114,21 +127,32 @@ class RetestSession:
         *,
         clock: Clock | None = None,
         override_reason: str | None = None,
-        actor: str | None = None,
     ) -> "RetestSession":
-        """Start the study's next repetition (the rater's; `actor` gives an override).
+        """Start the study's next repetition, as the rater or as an administrator.
 
         Raises WashoutNotOver before the washout has passed, unless override_reason
-        (typed, non-empty) is given: then the override is recorded and audited.
+        (typed, non-empty) is given by an administrator's login (`ws.login`): then the
+        override is recorded and audited. A login that is not an administrator is the
+        rater's (bound or checked here).
         """
         clock = clock or SystemClock()
         st = load_study(ws, study)
         _check_rater(ws, st, rater)
-        if override_reason is not None and not override_reason.strip():
-            raise IctviewError(f"study '{study}': an override needs a typed reason (it was empty)")
-        actor = (actor or rater).strip() or rater
+        if override_reason is not None:
+            ws.guard.require_admin(study, "a washout override")
+            if not override_reason.strip():
+                raise IctviewError(
+                    f"study '{study}': an override needs a typed reason (it was empty)")
+        if ws.login not in st.admins:
+            bind_rater_login(ws, st)
+        if st.closed_at is not None:
+            raise IctviewError(f"study '{study}': {st.closed_how} on {human(st.closed_at)}; "
+                               "no repetition can start")  # fmt: skip
+        actor = ws.login
         with transaction(ws.con):
             st = load_study(ws, study)  # re-read under the write lock: one start wins
+            now = clock.now()
+            check_clock(ws.con, study, now, ws.root)
             av = availability(st, clock)
             if av.state == "in progress":
                 s = st.session(av.repetition)
@@ -146,7 +170,6 @@ class RetestSession:
                     av.opens_at,
                 )
             k = av.repetition
-            now = clock.now()
             reason = override_reason.strip() if overridden else None
             ws.con.execute(
                 """UPDATE retest_sessions SET started_at=?, override_reason=?, override_by=?
@@ -156,20 +179,31 @@ class RetestSession:
         session = cls(ws, load_study(ws, study), k, clock)
         base = session._detail()
         if overridden:
-            record_event(ws, clock, actor, "retest_override", None, {
+            record_event(ws, clock, "retest_override", None, {
                 **base, "reason": reason, "opens_at": iso(av.opens_at),
                 "early_by_s": round((av.opens_at - now).total_seconds(), 3),
-                "washout_days": st.washout_days, "rater": rater})  # fmt: skip
-        record_event(ws, clock, rater, "retest_session_start", None,
-                     {**base, "overridden": overridden, "exams": len(session.order)})
+                "washout_days": st.washout_days, "rater": st.rater})  # fmt: skip
+        washout = {}
+        if k > 1:  # measured from the audit times, whatever the session rows say
+            prev_end = [e for e in events(ws, ("retest_session_end",),
+                                          st.session(k - 1).labelset)]
+            if prev_end:
+                from ictview.study.clock import parse_time
+
+                washout = {"washout_s": round((now - parse_time(prev_end[-1]["at"]))
+                                              .total_seconds(), 3)}
+        record_event(ws, clock, "retest_session_start", None,
+                     {**base, "overridden": overridden, "exams": len(session.order),
+                      "started_by": actor, **washout})
         return session
 
     @classmethod
     def resume(cls, ws: Workspace, study: str, rater: str, *, clock: Clock | None = None
                ) -> "RetestSession | None":
-        """The repetition in progress, or None."""
+        """The repetition in progress, or None. Only under the rater's login."""
         st = load_study(ws, study)
         _check_rater(ws, st, rater)
+        bind_rater_login(ws, st)
         for s in st.sessions:
             if s.status == "in progress":
                 return cls(ws, st, s.repetition, clock or SystemClock())
@@ -178,7 +212,8 @@ class RetestSession:
     @classmethod
     def open_next(cls, ws: Workspace, study: str, rater: str, *, clock: Clock | None = None
                   ) -> "RetestSession":
-        """What the app does: continue the repetition in progress, else start the next one."""
+        """What the app does: continue the repetition in progress, else start the next one
+        (under the rater's login only: resume refuses an administrator)."""
         return cls.resume(ws, study, rater, clock=clock) or cls.start(ws, study, rater, clock=clock)
 
     # ---- facts --------------------------------------------------------------------------
@@ -282,7 +317,7 @@ class RetestSession:
         exam = self._require_current(exam, "open")
         self._opened[exam] = self.clock.now()
         k, n = self.position()
-        record_event(self.ws, self.clock, self.rater, "retest_exam_open", exam,
+        record_event(self.ws, self.clock, "retest_exam_open", exam,
                      self._detail(position=k, of=n))
         return exam
 
@@ -290,7 +325,7 @@ class RetestSession:
         """Record that the exam left the screen, with the model's active seconds."""
         opened = self._opened.pop(exam, None)
         wall = (self.clock.now() - opened).total_seconds() if opened else 0.0
-        record_event(self.ws, self.clock, self.rater, "retest_exam_close", exam,
+        record_event(self.ws, self.clock, "retest_exam_close", exam,
                      self._detail(seconds_on_task=round(float(seconds_on_task), 3),
                                   wall_seconds=round(wall, 3)))  # fmt: skip
 
@@ -304,7 +339,7 @@ class RetestSession:
             e = self.ws.exam(exam)
             self.ws.save_labels(self.labelset, exam,
                                 np.zeros((e.n_slices, e.rows, e.cols), np.uint8), self.rater)
-        record_event(self.ws, self.clock, self.rater, "retest_exam_done", exam,
+        record_event(self.ws, self.clock, "retest_exam_done", exam,
                      self._detail(had_labels=saved,
                                   seconds_on_task=self._seconds_saved(exam) or 0.0))
         return exam
@@ -336,18 +371,21 @@ class RetestSession:
             )
         now = self.clock.now()
         with transaction(self.ws.con) as con:
+            check_clock(con, self.study.name, now, self.ws.root)
             con.execute(
                 """UPDATE retest_sessions SET ended_at=? WHERE study_id=? AND repetition=?
                    AND ended_at IS NULL""",
                 (iso(now), self.study.id, self.repetition),
             )
-        record_event(self.ws, self.clock, self.rater, "retest_session_end", None,
+        record_event(self.ws, self.clock, "retest_session_end", None,
                      self._detail(exams=len(self.order)))
         self._refresh()
 
 
 def _check_rater(ws: Workspace, study: RetestStudy, rater: str) -> None:
-    if (rater or "").strip() != study.rater:
+    """The typed name must be the study's rater (a display name: case-folded, trimmed);
+    who may act is decided by the login, not by this name."""
+    if not same_rater(rater, study.rater):
         raise IctviewError(
             f"{ws.root}: study '{study.name}' is segmented by rater '{study.rater}', "
             f"not '{(rater or '').strip() or '(no name)'}'"

@@ -86,6 +86,7 @@ def reference_mask(ws: Workspace, exam: str) -> np.ndarray | None:
 
 
 def load_probability(ws: Workspace, run: str, exam: str) -> np.ndarray:
+    ws.guard.require_prediction(run, exam)  # hidden says so, rather than "no prediction"
     if exam not in set(ws.predicted_exams(run)):
         raise IctviewError(f"{ws.root}: run '{run}' has no prediction for exam '{exam}'")
     return ws.read_prediction(run, exam, pixels=True).prob

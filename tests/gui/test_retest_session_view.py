@@ -27,8 +27,9 @@ def study_ws(tiny_workspace_copy):
     exams; the clock 8 days later: repetition 2 is ready."""
     clock = FixedClock("2026-11-02T09:00:00+00:00")
     with Workspace.open(tiny_workspace_copy) as ws:
+        # the test's login is the rater's; the study is administered by someone else
         plan_study(ws, STUDY, RATER, ExamSelection(role="test", labelset="reference"), seed=2,
-                   clock=clock)
+                   clock=clock, admins=("admin-kim",))
         s = RetestSession.start(ws, STUDY, RATER, clock=clock)
         for exam in s.order:
             e = ws.exam(exam)
@@ -127,7 +128,7 @@ def test_a_session_runs_in_order_and_stays_blinded(qtbot, study_ws, file_reads):
     # every file read meanwhile: only the session's own label files, no prediction
     assert file_reads and all(kind == "labels" for kind, _ in file_reads)
     assert {p.split("/labels/")[1].split("/")[0] for _, p in file_reads} == {OWN}
-    with Workspace.open(root) as ws:
+    with Workspace.open(root, login="admin-kim") as ws:  # the rater may not: the guard
         ws.load_labels("rater-other", order[0])  # the spy sees any other read
         assert file_reads[-1][1].endswith(f"rater-other/{order[0]}.h5")
         saved = ws.load_labels(OWN, order[0])

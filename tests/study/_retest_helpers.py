@@ -11,7 +11,9 @@ from ictview.store.workspace import Workspace
 from ictview.study.clock import FixedClock
 
 START = "2026-11-02T09:00:00+00:00"
-RATER = "dr-lee"
+RATER = "dr-lee"  # the typed display name of the study's labelsets
+RATER_LOGIN = "lee"  # the rater's OS login (what the read guard looks at)
+ADMIN = "admin-kim"  # the study's administrator's OS login
 
 
 @pytest.fixture
@@ -21,7 +23,26 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def ws(tiny_workspace_copy):
-    with Workspace.open(tiny_workspace_copy) as w:
+    """The workspace as the rater's login sees it (plan with admins=(ADMIN,))."""
+    with Workspace.open(tiny_workspace_copy, login=RATER_LOGIN) as w:
+        yield w
+
+
+@pytest.fixture
+def as_login(monkeypatch):
+    """as_login("kim"): the OS login every Workspace opened from now on gets (the CLIs)."""
+    import ictview.identity
+
+    def use(login: str) -> None:
+        monkeypatch.setattr(ictview.identity, "current_login", lambda: login)
+
+    return use
+
+
+@pytest.fixture
+def admin_ws(tiny_workspace_copy):
+    """The same workspace opened by the study's administrator."""
+    with Workspace.open(tiny_workspace_copy, login=ADMIN) as w:
         yield w
 
 

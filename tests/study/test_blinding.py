@@ -9,14 +9,14 @@ from ictview.study.blinding import BlindingError, BlindingGuard, BlindingPolicy
 from ictview.study.retest_plan import ExamSelection, events, plan_study
 from ictview.study.retest_session import RetestSession
 
-from ._retest_helpers import RATER, write_run
-from ._retest_helpers import clock, ws  # noqa: F401  (fixtures)
+from ._retest_helpers import ADMIN, RATER, write_run
+from ._retest_helpers import admin_ws, clock, ws  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
-def guard(ws, clock):
+def guard(ws, admin_ws, clock):
     plan_study(ws, "s", RATER, ExamSelection(role="test", labelset="reference"), seed=3,
-               washout_days=0, clock=clock)
+               washout_days=0, clock=clock, admins=(ADMIN,))
     s = RetestSession.start(ws, "s", RATER, clock=clock)
     # the same exams hold labels elsewhere: the reference, the imported repetitions,
     # another rater, the rater's own other repetition; and a model run predicted them
@@ -25,7 +25,7 @@ def guard(ws, clock):
         other = np.full((e.n_slices, e.rows, e.cols), 2, np.uint8)
         ws.save_labels("rater-someone", exam, other, "someone")
         ws.save_labels("retest-s-2", exam, other, RATER)
-    write_run(ws, "ss", list(s.order), 0.9, seed=1)
+    write_run(admin_ws, "ss", list(s.order), 0.9, seed=1)  # reads the reference
     return BlindingGuard(s, clock)
 
 
@@ -76,19 +76,18 @@ def test_the_policy_follows_the_session_order(ws, guard, clock):
 
 
 def test_the_rest_of_the_app_hides_study_exams_labels_from_the_rater(ws, guard, clock):
-    from ictview.study.blinding import rater_restrictions
-
+    """Outside the session the data layer's read guard (ws.guard) blinds the rater's login."""
     s = guard.session
-    r = rater_restrictions(ws, RATER)
-    assert r.active and r.studies == ("s",) and r.exams == set(s.order)
+    g = ws.guard
+    assert g.hides_anything()
     exam = s.order[0]
-    assert r.allows("volume", exam)
-    for ls in ("reference", "rater-someone", "retest-s-1", "rater-dr-lee"):
-        assert not r.allows("labels", exam, ls)
-    assert not r.allows("prediction", exam)
-    assert not r.allows("labels", "ATL-0001", "retest-s-2")  # a study labelset anywhere
-    assert r.allows("labels", "ATL-0001", "reference")  # other exams: as usual
-    assert not rater_restrictions(ws, "someone").active  # other raters are not restricted
+    for ls in ("reference", "rater-someone", "retest-s-2", "rater-dr-lee"):
+        assert not g.may_read_labels(ls, exam)
+    assert g.may_read_labels("retest-s-1", exam)  # the repetition in progress: own work
+    assert not g.may_read_labels(None, exam)  # slice- and exam-level labels too
+    assert not g.may_read_prediction("ss", exam)
+    assert not g.may_read_labels("retest-s-2", "ATL-0001")  # a study labelset anywhere
+    assert g.may_read_labels("reference", "ATL-0001")  # other exams: as usual
     # once every repetition is finished, nothing is hidden any more
     while s.current():
         s.mark_done()
@@ -98,4 +97,5 @@ def test_the_rest_of_the_app_hides_study_exams_labels_from_the_rater(ws, guard, 
         while nxt.current():
             nxt.mark_done()
         nxt.finish()
-    assert not rater_restrictions(ws, RATER).active
+    assert not g.hides_anything()
+    assert g.may_read_labels("reference", exam) and g.may_read_prediction("ss", exam)

@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score
 
 from ictview.study.retest_analysis import analyze, render_markdown
 from ictview.study.retest_cli import main as retest_main
-from ictview.study.retest_plan import ExamSelection, plan_study
+from ictview.study.retest_plan import ExamSelection, load_study, plan_study
 from ictview.study.retest_session import RetestSession
 
 from ._retest_helpers import RATER, hemorrhage, write_run
@@ -92,8 +92,7 @@ def test_a_study_analysis_marks_the_overridden_session(ws, runs, clock):
     plan_study(ws, "s", RATER, ExamSelection(exams=tuple(runs)), seed=5, clock=clock)
     for k in (1, 2, 3):
         reason = "scanner room closes" if k == 2 else None
-        s = RetestSession.start(ws, "s", RATER, clock=clock, override_reason=reason,
-                                actor="admin")
+        s = RetestSession.start(ws, "s", RATER, clock=clock, override_reason=reason)
         for i, exam in enumerate(s.order):
             if k == 3 and i == 2:
                 break  # repetition 3 still in progress: its last exam is not done
@@ -103,14 +102,19 @@ def test_a_study_analysis_marks_the_overridden_session(ws, runs, clock):
     doc = analyze(ws, study="s", runs=["baseline", "ss"])
     assert doc["overridden"] == ["retest-s-2"]
     assert [s["status"] for s in doc["sessions"]] == ["ended", "ended", "in progress"]
-    order3 = [s for s in doc["sessions"] if s["repetition"] == 3][0]["exam_order"]
+    order3 = load_study(ws, "s").session(3).exam_order
+    # each repetition's washout as the audit log measured it, next to the planned one
+    washout = {s["repetition"]: s.get("washout_audit_days") for s in doc["sessions"]}
+    assert washout == {1: None, 2: pytest.approx(3.0), 3: pytest.approx(8.0)}
+    assert [s.get("washout_short") for s in doc["sessions"]] == [None, True, False]
     assert doc["excluded"] == [{"exam": order3[2], "reason": "not segmented in retest-s-3"}]
     assert len(doc["exams"]) == 2
     assert doc["table4"]["repetitions"] == ["retest-s-1", "retest-s-2", "retest-s-3"]
     md = render_markdown(doc)
     assert "retest-s-2 † Pixel AP" in md
-    assert "† by admin: scanner room closes" in md
+    assert "† by lee: scanner room closes" in md  # the planner's login administers
     assert "retest-s-1 Pixel AP" in md and "retest-s-1 † " not in md
+    assert "| 3.00 d (planned 7 d) |" in md and "| 8.00 d (planned 7 d) |" in md
 
 
 def test_cli_analyze_json_and_markdown(ws, runs, tmp_path, capsys):

@@ -17,7 +17,7 @@ from ictview.study.retest_plan import (
     session_orders,
 )
 
-from ._retest_helpers import RATER
+from ._retest_helpers import RATER, RATER_LOGIN
 from ._retest_helpers import clock, ws  # noqa: F401  (fixtures)
 
 EXAMS = [f"E{i:02d}" for i in range(23)]
@@ -46,7 +46,8 @@ def test_orders_depend_on_the_seed_and_few_exams_still_change_order():
 
 def test_plan_records_study_sessions_labelsets_and_audit(ws, clock):
     sel = ExamSelection(role="test", labelset="reference")
-    st = plan_study(ws, "cq", RATER, sel, seed=42, created_by="admin", clock=clock)
+    st = plan_study(ws, "cq", RATER, sel, seed=42, clock=clock)  # planned by login 'lee'
+    assert st.admins == {RATER_LOGIN} and st.created_by == RATER_LOGIN
     subset = sorted(set(ws.labelset_exams("reference")) & {e.name for e in ws.exams(role="test")})
     assert list(st.exams) == subset and len(subset) == 3
     assert (st.repetitions, st.washout_days, st.seed, st.rater) == (3, 7.0, 42, RATER)
@@ -63,7 +64,7 @@ def test_plan_records_study_sessions_labelsets_and_audit(ws, clock):
                                 (s.labelset,)).fetchone()[0]
         assert json.loads(stored) == list(s.exam_order)
     (ev,) = events(ws, ("retest_plan",))
-    assert ev["actor"] == "admin" and ev["study"] == "cq" and ev["seed"] == 42
+    assert ev["actor"] == RATER_LOGIN and ev["study"] == "cq" and ev["seed"] == 42
     assert ev["at"].startswith("2026-11-02T09:00:00")
 
 

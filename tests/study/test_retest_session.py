@@ -13,13 +13,13 @@ from ictview.study.clock import parse_time
 from ictview.study.retest_plan import ExamSelection, events, load_study, plan_study
 from ictview.study.retest_session import RetestSession, WashoutNotOver, availability
 
-from ._retest_helpers import RATER
-from ._retest_helpers import clock, ws  # noqa: F401  (fixtures)
+from ._retest_helpers import ADMIN, RATER, RATER_LOGIN
+from ._retest_helpers import admin_ws, clock, ws  # noqa: F401  (fixtures)
 
 
 def plan(ws, clock, **kw):
     return plan_study(ws, "s", RATER, ExamSelection(role="test", labelset="reference"), seed=3,
-                      clock=clock, **kw)
+                      clock=clock, admins=(ADMIN,), **kw)
 
 
 def run_through(session: RetestSession, clock, minutes: float = 5.0) -> None:
@@ -78,7 +78,7 @@ def test_a_session_presents_exams_in_its_order_and_records_everything(ws, clock)
     assert actions[0] == "retest_session_start" and actions[-1] == "retest_session_end"
     assert actions.count("retest_exam_open") == 3 and actions.count("retest_exam_done") == 3
     assert [e["exam"] for e in evs if e["action"] == "retest_exam_done"] == order
-    assert all(e["actor"] == RATER for e in evs)
+    assert all(e["actor"] == RATER_LOGIN for e in evs)  # the OS login, not the typed name
     assert evs[0]["at"].startswith("2026-11-02T09:00:00")
     saves = ws.con.execute("SELECT COUNT(*) FROM audit_log WHERE action='save_labels' AND "
                            "detail='retest-s-1'").fetchone()[0]
@@ -106,21 +106,25 @@ def test_an_early_start_is_refused_with_the_opening_time(ws, clock):
     assert load_study(ws, "s").session(2).status == "planned"
     assert availability(load_study(ws, "s"), clock).state == "washout"
     # an empty (or blank) override reason is no override
-    with pytest.raises(IctviewError, match="needs a typed reason"):
-        RetestSession.start(ws, "s", RATER, clock=clock, override_reason="   ")
+    from ictview.store.workspace import Workspace
+
+    with Workspace.open(ws.root, login=ADMIN) as admin:
+        with pytest.raises(IctviewError, match="needs a typed reason"):
+            RetestSession.start(admin, "s", RATER, clock=clock, override_reason="   ")
     assert not events(ws, ("retest_override",))
     # once the washout has passed it starts, and is not marked
     clock.advance(hours=1)
-    s2 = RetestSession.start(ws, "s", RATER, clock=clock, override_reason="not needed")
+    with Workspace.open(ws.root, login=ADMIN) as admin:
+        s2 = RetestSession.start(admin, "s", RATER, clock=clock, override_reason="not needed")
     assert s2.repetition == 2 and not s2.overridden
     assert not events(ws, ("retest_override",))
 
 
-def test_an_override_is_recorded_and_audited(ws, clock):
+def test_an_override_is_recorded_and_audited(ws, admin_ws, clock):
     plan(ws, clock)
     run_through(RetestSession.start(ws, "s", RATER, clock=clock), clock)
     clock.advance(days=3)
-    s2 = RetestSession.start(ws, "s", RATER, clock=clock, actor="admin-kim",
+    s2 = RetestSession.start(admin_ws, "s", RATER, clock=clock,
                              override_reason="rater leaves for 3 months on Friday")
     assert s2.overridden and s2.repetition == 2
     plan2 = load_study(ws, "s").session(2)
