@@ -10,7 +10,7 @@ import pytest
 from ictview.cli import main
 from ictview.store import audit
 from ictview.store.catalog import transaction
-from ictview.store.schema import MIGRATIONS
+from ictview.store.schema import MIGRATIONS, SCHEMA_VERSION
 from ictview.store.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def test_v2_workspace_is_migrated_to_a_chain(tmp_path, capsys):
                      for k in range(1, 4)])
     con.close()
     with Workspace.open(root) as ws:
-        assert ws.summary()["schema_version"] == 3
+        assert ws.summary()["schema_version"] == SCHEMA_VERSION
         rows = ws.con.execute("SELECT id, actor, hash FROM audit_log ORDER BY id").fetchall()
         assert [r[0] for r in rows] == [1, 2, 3] and all(len(r[2]) == 64 for r in rows)
         problems, head = audit.verify(ws.con)
