@@ -479,6 +479,11 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
     def _on_verified(self, exam: str, problems: list) -> None:
         if problems and self.model is not None and self.model.exam == exam:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            # on the image for as long as the exam is shown, not only in a passing message
+            tl, tr = self.slice_view.info()
+            self.slice_view.set_info(
+                tl + "<br><span style='color:#e5534b'>⚠ failed verification: a file changed "
+                "since ictview wrote it (see ictview check)</span>", tr)
             self.report_error(f"{exam} failed verification: {problems[0]}{more}")
 
     def close_exam(self) -> None:

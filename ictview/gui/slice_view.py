@@ -346,6 +346,10 @@ class SliceView(QtWidgets.QWidget):
         self._corners["tr"].setText(top_right)
         self._place_overlays()
 
+    def info(self) -> tuple[str, str]:
+        """The (top left, top right) texts set by set_info."""
+        return self._corners["tl"].text(), self._corners["tr"].text()
+
     def fit(self) -> None:
         if self.hu is None:
             return

@@ -48,3 +48,4 @@ def test_opened_exam_failing_its_checksum_is_reported(window, qtbot):
     assert win.last_error.startswith(f"{EXAM} failed verification: ")
     assert "ATL-0002.h5: checksum mismatch" in win.last_error
     assert "failed verification" in win.status.currentMessage()
+    assert "⚠ failed verification" in win.slice_view.info()[0]  # stays on the image
