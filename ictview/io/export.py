@@ -86,6 +86,12 @@ def labelset_exams(ws: Workspace, labelset: str, exams: Iterable[str] | None = N
     return out
 
 
+def read_volume(ws: Workspace, exam: str):
+    """The volume read every export uses: verified against the catalog's checksum first,
+    so a file changed behind ictview's back never leaves the workspace silently."""
+    return ws.read_volume(exam, verify=True)
+
+
 def _load(ws: Workspace, labelset: str, exam: str) -> np.ndarray:
     ws.verify_labels(labelset, exam)  # what leaves the workspace is what was saved
     labels = ws.load_labels(labelset, exam)
@@ -122,7 +128,7 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def export_nifti(ws: Workspace, labelset: str, exam: str, out_dir: Path) -> Path:
     labels = _load(ws, labelset, exam)
-    geometry = ws.read_volume(exam, verify=True).geometry
+    geometry = read_volume(ws, exam).geometry
     return write_nifti(Path(out_dir) / f"{exam}.nii.gz", labels, geometry)
 
 
@@ -145,7 +151,7 @@ def source_datasets(ws: Workspace, exam: str) -> list:
     from pydicom.errors import InvalidDicomError
 
     e = ws.exam(exam)
-    sops = ws.read_volume(exam, verify=True).sop_uids
+    sops = read_volume(ws, exam).sop_uids
     folder = exam_source(ws, exam)
     if not folder.is_dir():
         raise IctviewError(

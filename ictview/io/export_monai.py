@@ -24,6 +24,7 @@ from ictview.io.export_volumes import (
     DatasetResult,
     load_labels,
     prepare_folder,
+    read_volume,
     role_exams,
     write_ct,
     write_labels,
@@ -50,7 +51,7 @@ def export_monai(ws: Workspace, labelset: str, out: Path, progress=None) -> Data
     for i, (key, exam) in enumerate(todo):
         if progress:
             progress(i, len(todo), "monai")
-        volume = ws.read_volume(exam)
+        volume = read_volume(ws, exam)
         entry = {"image": f"images/{exam}.nii.gz", "exam": exam,
                  "site": ws.exam(exam).site}
         result.written.append(write_ct(root / entry["image"], volume.hu, volume.geometry))

@@ -36,6 +36,7 @@ from ictview.io.export_volumes import (
     DatasetResult,
     load_labels,
     prepare_folder,
+    read_volume,
     role_exams,
     write_ct,
     write_labels,
@@ -75,7 +76,7 @@ def export_nnunet(ws: Workspace, labelset: str, out: Path, progress=None) -> Dat
     for i, exam in enumerate(train + test):
         if progress:
             progress(i, total, "nnunet")
-        volume = ws.read_volume(exam)
+        volume = read_volume(ws, exam)
         folder = "imagesTr" if i < len(train) else "imagesTs"
         result.written.append(write_ct(root / folder / f"{exam}_{CHANNEL}{FILE_ENDING}",
                                        volume.hu, volume.geometry))

@@ -71,6 +71,11 @@ def write_labels(path: Path, labels: np.ndarray, geometry: Geometry) -> Path:
     return Path(path)
 
 
+def read_volume(ws: Workspace, exam: str):
+    """The CT an export may read: the same verified read export.py uses."""
+    return label_export.read_volume(ws, exam)
+
+
 def load_labels(ws: Workspace, labelset: str, exam: str) -> np.ndarray:
     """The labels an export may read: the same function export.py reads through."""
     return label_export._load(ws, labelset, exam)
