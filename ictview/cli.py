@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=15)
     bsub.add_parser("gui", help="slice change, brush dab and exam opening, offscreen")
     bsub.add_parser("stats", help="Table 1 bootstrap: fast pixel statistics vs exact AP")
+    from ictview.pacs.bench import add_bench_parser as add_bench_pacs
+
+    add_bench_pacs(bsub)
 
     from ictview.store.relocate import add_relocate_parser
 
@@ -323,6 +326,10 @@ def cmd_open(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.bench == "pacs":
+        from ictview.pacs.bench import bench_pacs
+
+        return bench_pacs(args)
     if args.bench == "stats":
         from ictview.stats.bench import bench_stats
 

@@ -18,6 +18,10 @@ STUDY_FIELDS = ["PatientID", "PatientName", "StudyDate", "AccessionNumber", "Stu
                 "ModalitiesInStudy"]
 SERIES_FIELDS = ["Modality", "SeriesDescription", "SeriesNumber",
                  "NumberOfSeriesRelatedInstances", "SliceThickness"]
+# WADO-RS in the transfer syntax the server holds: the same bytes as the source (a file
+# import of them gives identical HU), and no transcoding the server may not be able to do
+# (Debian's Orthanc cannot transcode JPEG 2000: it answers HTTP 500 to the default request)
+AS_STORED = (("application/dicom", "*"),)
 # STOW-RS failure reasons (PS3.18 Table 10.5.3-1 uses the C-STORE status codes)
 _FAILURE = {0xA700: "out of resources", 0xA900: "data set does not match SOP class",
             0xC000: "cannot understand", 0x0110: "processing failure",
@@ -133,15 +137,17 @@ class DicomWebPacs:
         return [str(_value(i, "SOPInstanceUID")) for i in found]
 
     def retrieve(self, study_uid: str, series_uid: str, sop_uids: list[str],
-                 sink: InstanceSink, cancelled: Cancelled | None = None) -> None:
+                 sink: InstanceSink, cancelled: Cancelled | None = None,
+                 whole: bool = False) -> None:
         """WADO-RS: the whole series in one multipart answer when every instance is wanted,
         otherwise one request per missing instance (a resumed pull)."""
         wanted = set(sop_uids)
         with self._errors(f"retrieve series {series_uid}"):
-            if len(wanted) == len(self.find_instances(study_uid, series_uid)):
-                stream = self._client.iter_series(study_uid, series_uid)
+            if whole:
+                stream = self._client.iter_series(study_uid, series_uid, media_types=AS_STORED)
             else:
-                stream = (self._client.retrieve_instance(study_uid, series_uid, uid)
+                stream = (self._client.retrieve_instance(study_uid, series_uid, uid,
+                                                         media_types=AS_STORED)
                           for uid in sop_uids)
             for ds in stream:
                 if cancelled and cancelled():

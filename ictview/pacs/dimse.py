@@ -26,6 +26,23 @@ RETRIEVED_CLASSES = ("1.2.840.10008.5.1.4.1.1.2",      # CT Image Storage
                      "1.2.840.10008.5.1.4.1.1.66.4")   # Segmentation Storage
 PENDING = (0xFF00, 0xFF01)
 
+
+# C-GET: what CT is stored in (uncompressed, JPEG lossless, JPEG-LS, JPEG 2000, RLE,
+# deflate, JPEG baseline/extended, HTJ2K); 3 classes x 14 stays under the 128 contexts
+GET_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.70",
+                "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
+                "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5",
+                "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.203")
+
+
+def _syntaxes() -> list[str]:
+    """Every transfer syntax pynetdicom knows, so the server sends instances as it holds them
+    (same bytes as the source, no transcoding it may be unable to do)."""
+    from pynetdicom import ALL_TRANSFER_SYNTAXES
+
+    return list(ALL_TRANSFER_SYNTAXES)
+
 # pynetdicom logs every refused association and abort at ERROR: our one-line error says it
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 
@@ -173,11 +190,11 @@ class DimsePacs:
         return q
 
     def retrieve(self, study_uid: str, series_uid: str, sop_uids: list[str],
-                 sink: InstanceSink, cancelled: Cancelled | None = None) -> None:
+                 sink: InstanceSink, cancelled: Cancelled | None = None,
+                 whole: bool = False) -> None:
         if not sop_uids:
             return
         wanted = set(sop_uids)
-        whole = len(wanted) == len(self.find_instances(study_uid, series_uid))
         query = self._retrieve_query(study_uid, series_uid, sop_uids, whole)
         errors: list[str] = []
 
@@ -205,8 +222,11 @@ class DimsePacs:
 
         ae = self._ae()
         ae.add_requested_context(GET)
+        # one context per transfer syntax: the server accepts one syntax per context, and
+        # given a single context with all of them it may pick one it must transcode to
         for sop_class in RETRIEVED_CLASSES:
-            ae.add_requested_context(sop_class)
+            for syntax in GET_SYNTAXES:
+                ae.add_requested_context(sop_class, [syntax])
         roles = [build_role(c, scp_role=True) for c in RETRIEVED_CLASSES]
         with self._association(ae, f"retrieve series {series_uid} (C-GET)", ext_neg=roles,
                                evt_handlers=[(evt.EVT_C_STORE, on_store)]) as assoc:
@@ -220,7 +240,7 @@ class DimsePacs:
         scp_ae = self._ae()
         scp_ae.ae_title = self.target.move_aet
         for sop_class in RETRIEVED_CLASSES:
-            scp_ae.add_supported_context(sop_class)
+            scp_ae.add_supported_context(sop_class, _syntaxes())
         try:
             server = scp_ae.start_server(("", self.target.listen_port), block=False,
                                          evt_handlers=[(evt.EVT_C_STORE, on_store)])

@@ -161,7 +161,8 @@ def _fetch(ws, client, item, series: list[SeriesInfo], progress, cancelled) -> N
             break
         if missing:
             client.retrieve(item.study_uid, s.series_uid, missing,
-                            _writer(folder, counter, tick), cancelled)
+                            _writer(folder, counter, tick), cancelled,
+                            whole=len(missing) == len(_remote))
     item.fetched += counter[0]
     lacking = sum(len([u for u in r if safe_name(u) not in _have(f)]) for _s, f, r, _m in plan)
     if lacking:

@@ -57,7 +57,10 @@ class PacsClient(Protocol):
     def find_instances(self, study_uid: str, series_uid: str) -> list[str]: ...
 
     def retrieve(self, study_uid: str, series_uid: str, sop_uids: list[str],
-                 sink: InstanceSink, cancelled: Cancelled | None = None) -> None: ...
+                 sink: InstanceSink, cancelled: Cancelled | None = None,
+                 whole: bool = False) -> None:
+        """Send each of `sop_uids` to `sink`; `whole`: they are the entire series (one
+        series-level request instead of a list of instances)."""
 
     def store(self, datasets: list[pydicom.Dataset]) -> list[StoreOutcome]: ...
 

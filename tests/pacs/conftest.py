@@ -17,7 +17,8 @@ from ictview.pacs import local_orthanc
 
 # the studies the server holds: (site, exam folder)
 UPLOADED = [("cq500", "CQ500-CT-1"), ("cq500", "CQ500-CT-2"), ("atlantis", "ATL-0003"),
-            ("atlantis", "ATL-0004"), ("validation", "VAL-0003")]
+            ("atlantis", "ATL-0004"), ("validation", "VAL-0003"),
+            ("kaggle", "KAG-0004")]  # KAG-0004 is stored JPEG 2000
 MR_STUDY_UID = "1.2.826.0.1.3680043.8.498.1999"
 
 

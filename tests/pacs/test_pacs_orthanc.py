@@ -51,13 +51,17 @@ def test_echo_and_query_find_the_study_with_its_series(protocol, target_for, stu
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("exam,site,role,instances", [
+    ("CQ500-CT-1", "cq500", "test", 16),  # two series: 5 mm chosen, 0.625 mm excluded
+    ("KAG-0004", "kaggle", "unlabeled", 8),  # JPEG 2000 on the server: retrieved as stored
+])
 def test_pull_imports_hu_and_geometry_identical_to_a_file_import(
-        protocol, target_for, study_uid, tiny_workspace, tmp_path):
-    report = _pull(target_for(protocol), tmp_path / "ws", study_uid["CQ500-CT-1"])
+        protocol, exam, site, role, instances, target_for, study_uid, tiny_workspace, tmp_path):
+    report = _pull(target_for(protocol), tmp_path / "ws", study_uid[exam], site, role)
     (item,) = report.studies
-    assert (item.status, item.exam, item.slices, item.fetched) == ("imported", "CQ500-CT-1", 8, 16)
-    _same_as_file_import(tmp_path / "ws", "CQ500-CT-1", tiny_workspace)
-    again = _pull(target_for(protocol), tmp_path / "ws", study_uid["CQ500-CT-1"])
+    assert (item.status, item.exam, item.slices, item.fetched) == ("imported", exam, 8, instances)
+    _same_as_file_import(tmp_path / "ws", exam, tiny_workspace)
+    again = _pull(target_for(protocol), tmp_path / "ws", study_uid[exam], site, role)
     assert (again.studies[0].status, again.fetched) == ("already present", 0)
 
 
