@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_relocate_parser(sub)
 
+    from ictview.io.prediction_import import add_import_predictions_parser
+
+    add_import_predictions_parser(sub)
+
     for name, child in sub.choices.items():  # -v / --log-file after the command too
         add_common_options(child, "ictview", top=False)
     return parser
@@ -373,6 +377,12 @@ def cmd_retest(args) -> int:
     return run(args)
 
 
+def cmd_import_predictions(args) -> int:
+    from ictview.io.prediction_import import cmd_import_predictions as run
+
+    return run(args)
+
+
 def cmd_relocate(args) -> int:
     from ictview.store.relocate import cmd_relocate as run
 
@@ -387,7 +397,7 @@ def cmd_pacs(args) -> int:
 
 COMMANDS = {"pacs": cmd_pacs, "retest": cmd_retest, "open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
             "export": cmd_export, "bench": cmd_bench, "relocate": cmd_relocate,
-            "check": cmd_check}
+            "check": cmd_check, "import-predictions": cmd_import_predictions}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,8 @@ from ictview.study import run_review as rv
 from ictview.store.workspace import Workspace
 
 Qt = QtCore.Qt
-MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle")
+MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",
+               "external")  # external: `ictview import-predictions` (another model's output)
 
 
 class SyncedViews(QtCore.QObject):

@@ -23,7 +23,8 @@ from ictview.gui.workers import Worker
 from ictview.store.workspace import Workspace
 
 Qt = QtCore.Qt
-MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle")
+MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",
+               "external")  # external: `ictview import-predictions` (another model's output)
 DEFAULT_N_BOOT = 200
 METRICS = (("dice", "Dice (subset)"), ("dice_fixed", "Dice @ 0.5 (subset)"),
            ("ap", "Pixel AP (subset)"), ("auc", "Exam AUC"))

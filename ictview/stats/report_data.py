@@ -57,7 +57,8 @@ BOOKKEEPING_KEYS = frozenset({
 CONTRAST_KEYS = frozenset({"contrast", "gamma_range", "log_gain_range"})
 CONTRAST_VARIANTS = ("none", "power", "log", "mixed")
 # the kinds of the runs `ictview-train` trains (training/trainer.py TRAINERS), in table order
-MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle")
+MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",
+               "external")  # external: `ictview import-predictions` (another model's output)
 
 
 # ---------------------------------------------------------------------------
