@@ -174,6 +174,8 @@ def labeled_source(
 
 
 def _predictions(ws: Workspace, run: str, names: Sequence[str]) -> tuple[list[str], list, list]:
+    # blinding (ictview/store/read_guard.py): refuse rather than train on fewer exams
+    ws.guard.require_unblinded(names, f"pseudo-labels from run '{run}'")
     have = set(ws.predicted_exams(run))
     kept = [n for n in names if n in have]
     if not kept:

@@ -96,6 +96,9 @@ def role_metrics(
     ws: Workspace, run: str, role: str, ev: EvaluateSection, dice_threshold: float | None
 ) -> tuple[dict, float | None]:
     """Metrics of one role from the stored predictions; returns (metrics, chosen threshold)."""
+    # blinding (ictview/store/read_guard.py): refuse rather than evaluate on fewer exams
+    ws.guard.require_unblinded([e.name for e in ws.exams(role=role)],
+                               f"evaluating run '{run}' on the {role} exams")
     have = set(ws.predicted_exams(run))
     exams = [e.name for e in ws.exams(role=role) if e.name in have]
     out: dict = {"exams_predicted": len(exams)}

@@ -185,6 +185,20 @@ class ReadGuard:
             pass
         raise BlindingError(f"{self.ws.root}: {why}")
 
+    def require_unblinded(self, exams, what: str) -> None:
+        """For computations that must not run silently on fewer exams (training's
+        evaluation, pseudo-labels): refuse, in one line, when the blinding hides the
+        labels or predictions of any of `exams` from this login."""
+        exams = set(exams)
+        for st in self.studies():
+            hit = exams & st.exams
+            if hit and st.role(self.login) == "rater":
+                self._refuse("exams", None,
+                             f"{what}: {len(hit)} of those exams (e.g. '{sorted(hit)[0]}') belong "
+                             f"to unfinished test-retest study '{st.name}', whose labels and "
+                             f"predictions are hidden from login '{self.login}'; run it under "
+                             "another login or after the study", study=st.name)
+
     # ---- listings (hidden items left out) -----------------------------------------------
 
     def labelset_exams(self, labelset: str) -> tuple[list[str], list[tuple[str, str]]]:
