@@ -15,7 +15,7 @@ from pathlib import Path
 from ictview.cli_support import add_common_options, log_command, setup_logging
 from ictview.errors import IctviewError
 
-PRESETS = ("tiny", "demo", "paper-mini")
+PRESETS = ("tiny", "demo", "cpu-study", "paper-mini")  # ictview.synth.sites.PRESETS
 ROLES = ("labeled", "unlabeled", "validation", "test")
 PANELS = ("training", "ranker", "review", "compare", "dashboard")
 

@@ -30,7 +30,13 @@ from training.window_spec import resolve_windows
 
 CONFIG_DIR_ENV = "ICTVIEW_CONFIG_DIR"
 SLICE_SCORES = ("cls", "max_pixel")
-EXAM_SCORES = ("max", "mean_top3", "noisy_or")
+EXAM_SCORES = ("max", "mean_top2", "mean_top3", "noisy_or")
+# inference.exam_score = "auto": the aggregation chosen on the validation role at the end of
+# training (training/calibration.py), stored with the run; "max" until then
+EXAM_SCORE_AUTO = "auto"
+SLICE_SCORE_AUTO = "auto"  # likewise: cls or max_pixel, chosen on the validation role
+CALIBRATIONS = ("off", "temperature")
+CLS_PRIORS = ("sampled", "true")
 INFERENCE_MODES = ("whole", "sliding")
 
 
@@ -54,6 +60,13 @@ class DataSection:
     mix_labeled: float = 0.6
     # how pseudo-labeled slices are drawn: same balance rule over pseudo-positive slices
     pseudo_positive_fraction: float | None = 0.5
+    # the patch-label prior the patch head is trained against: "sampled" (whatever the balance
+    # rules above draw; they over-draw positives for the segmentation head), "true" (each
+    # source's own positive-slice rate, as if slices were drawn uniformly) or a number in
+    # (0, 1). Not "sampled": the classification loss is importance re-weighted per source,
+    # positives by prior / q and negatives by (1 - prior) / (1 - q), q = the source's
+    # sampling rate of positive slices (training/data.py, cls_prior_weights)
+    cls_prior: float | str = "sampled"
 
 
 @dataclass
@@ -109,8 +122,13 @@ class InferenceSection:
     batch_size: int = 16  # slices (whole) or tiles (sliding)
     tile: int = 0  # sliding window side; 0: augment.crop
     overlap: float = 0.5  # sliding windows overlap
-    slice_score: str = "cls"  # "cls" (patch head, max over crop-sized windows) or "max_pixel"
-    exam_score: str = "max"  # "max", "mean_top3" or "noisy_or" of the slice scores
+    # "cls" (patch head, max over crop-sized windows), "max_pixel" or "auto" (chosen on the
+    # validation role at the end of training, training/calibration.py)
+    slice_score: str = "cls"
+    exam_score: str = "max"  # "max", "mean_top2", "mean_top3", "noisy_or" or "auto"
+    # "temperature": at the end of training the patch head's slice logits are temperature-
+    # scaled on the validation role only (training/calibration.py); stored in the checkpoint
+    calibration: str = "off"
     # processes reading exams + extracting the brain ahead of the model (pseudolabel and
     # evaluate); -1: up to 8 on CUDA, none on CPU
     loader_workers: int = -1
@@ -365,10 +383,15 @@ def _validate(cfg: Config, source: str) -> None:
     _need(cfg.student.iterations >= 1, source, "student.iterations", ">= 1",
           cfg.student.iterations)
     _need(i.mode in INFERENCE_MODES, source, "inference.mode", "whole or sliding", i.mode)
-    _need(i.slice_score in SLICE_SCORES, source, "inference.slice_score",
-          " or ".join(SLICE_SCORES), i.slice_score)
-    _need(i.exam_score in EXAM_SCORES, source, "inference.exam_score", ", ".join(EXAM_SCORES),
-          i.exam_score)
+    _need(i.slice_score in SLICE_SCORES + (SLICE_SCORE_AUTO,), source, "inference.slice_score",
+          " or ".join(SLICE_SCORES + (SLICE_SCORE_AUTO,)), i.slice_score)
+    _need(i.exam_score in EXAM_SCORES + (EXAM_SCORE_AUTO,), source, "inference.exam_score",
+          ", ".join(EXAM_SCORES + (EXAM_SCORE_AUTO,)), i.exam_score)
+    _need(i.calibration in CALIBRATIONS, source, "inference.calibration",
+          " or ".join(CALIBRATIONS), i.calibration)
+    cp = d.cls_prior
+    _need(cp in CLS_PRIORS or (isinstance(cp, float) and 0 < cp < 1), source,
+          "data.cls_prior", "sampled, true or a number in (0, 1)", cp)
     _need(0 <= i.overlap < 1, source, "inference.overlap", "in [0, 1)", i.overlap)
     _need(i.batch_size >= 1, source, "inference.batch_size", ">= 1", i.batch_size)
     _need(i.loader_workers >= -1, source, "inference.loader_workers", ">= -1", i.loader_workers)

@@ -42,7 +42,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -145,6 +145,41 @@ class SliceSource:
             "positive_slices": int(self.positive.sum()), "crop": self.augment.crop,
             "positive_fraction": self.positive_fraction, **self.info,
         }
+
+
+@dataclass(frozen=True)
+class ClsPrior:
+    """The patch-label prior of one source: what its sampler draws (``sampled``), what the
+    patch head is trained against (``prior``), and the loss weights that turn one into the
+    other (E_sampled[w * y] = prior, E_sampled[w] = 1)."""
+
+    sampled: float
+    prior: float
+    w_pos: float
+    w_neg: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cls_prior_weights(source: SliceSource, cls_prior: float | str) -> ClsPrior:
+    """Importance weights of the classification loss for ``source`` (slice level: exact when
+    the crop is the whole slice, as in the cpu-study preset; with smaller crops the patch rate
+    also depends on augment.positive_fraction and this re-weights the slice draw only)."""
+    n = len(source)
+    true = float(source.positive.mean()) if n else 0.0
+    f = source.positive_fraction
+    both = len(source._pos_idx) > 0 and len(source._neg_idx) > 0
+    sampled = float(f) if (f is not None and both) else true
+    if cls_prior == "sampled":
+        prior = sampled
+    elif cls_prior == "true":
+        prior = true
+    else:
+        prior = float(cls_prior)
+    if sampled <= 0.0 or sampled >= 1.0:  # one class only: nothing to re-weight
+        return ClsPrior(sampled, sampled, 1.0, 1.0)
+    return ClsPrior(sampled, prior, prior / sampled, (1.0 - prior) / (1.0 - sampled))
 
 
 def _exam_names(ws: Workspace, role: str) -> list[str]:

@@ -19,7 +19,20 @@ Modes (``inference.mode``; the paper does not fix them):
 Slice score (``inference.slice_score``): ``cls`` (patch head, above; default, it ranks
 images better than a pixel maximum under site shift, see DESIGN.md Facts) or ``max_pixel``
 (the highest pixel probability in the slice). Exam score (``inference.exam_score``): ``max``
-of the slice scores (default), ``mean_top3`` or ``noisy_or`` (1 - prod(1 - s)).
+of the slice scores (default), ``mean_top2`` / ``mean_top3`` (mean of the 2 / 3 highest) or
+``noisy_or`` (1 - prod(1 - s)); ``auto``: the one chosen on the validation role at the end of
+training (training/calibration.py; ``max`` for a checkpoint without that choice).
+
+Granularity: with a crop as large as the slice (the cpu-study preset) "every crop-sized
+window" is one window, the whole slice: the head answers exactly the question it was trained
+on. Taking the maximum over ~100 smaller windows of 8 slices is what made exam scores
+saturate near 1 on every exam (DESIGN.md, Facts 2026-12): each window is another chance for a
+false positive.
+
+Calibration: slice scores are sigmoid(logit / T). T = 1 unless the checkpoint carries a
+temperature fitted on the validation role (``inference.calibration = "temperature"``); a
+temperature never changes a ranking, only how the numbers read and how noisy-or / top-k
+aggregations combine them.
 
 Pixels outside the brain mask get probability 0: the network never saw them.
 """
@@ -29,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +54,9 @@ from ictview.errors import IctviewError
 from ictview.store.arrays import Prediction
 from ictview.store.workspace import Workspace
 from training.config import (
+    EXAM_SCORE_AUTO,
     EXAM_SCORES,
+    SLICE_SCORE_AUTO,
     INFERENCE_MODES,
     SLICE_SCORES,
     InferenceSection,
@@ -60,6 +75,8 @@ def aggregate_exam(slice_scores: np.ndarray, how: str = "max") -> float:
         return 0.0
     if how == "max":
         return float(s.max())
+    if how == "mean_top2":
+        return float(np.sort(s)[-2:].mean())
     if how == "mean_top3":
         return float(np.sort(s)[-3:].mean())
     if how == "noisy_or":
@@ -67,6 +84,12 @@ def aggregate_exam(slice_scores: np.ndarray, how: str = "max") -> float:
     raise IctviewError(
         f"exam score aggregation must be one of {', '.join(EXAM_SCORES)}, got {how!r}"
     )
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    """Probability -> logit, clamped so a pixel probability of exactly 0 or 1 stays finite."""
+    p = p.float().clamp(1e-7, 1 - 1e-7)
+    return torch.log(p) - torch.log1p(-p)
 
 
 def unwrap(model: torch.nn.Module) -> PatchFCN:
@@ -94,8 +117,20 @@ class Predictor:
         device: torch.device | str = "cpu",
         amp: bool = False,
         channels_last: bool = False,
+        calibration: dict | None = None,
     ):
-        self.settings = settings or InferenceSection()
+        settings = settings or InferenceSection()
+        self.requested_slice_score = settings.slice_score  # before "auto" is resolved
+        # calibration: {"temperature": T, "exam_score": chosen, ...} (training/calibration.py)
+        self.calibration = calibration if settings.calibration != "off" else None
+        self.temperature = float(self.calibration["temperature"]) if self.calibration else 1.0
+        if settings.exam_score == EXAM_SCORE_AUTO:
+            chosen = (calibration or {}).get("exam_score", "max")
+            settings = replace(settings, exam_score=chosen)
+        if settings.slice_score == SLICE_SCORE_AUTO:
+            chosen = (calibration or {}).get("slice_score", "cls")
+            settings = replace(settings, slice_score=chosen)
+        self.settings = settings
         s = self.settings
         if s.mode not in INFERENCE_MODES or s.slice_score not in SLICE_SCORES:
             raise IctviewError(f"inference: bad mode {s.mode!r} or slice score {s.slice_score!r}")
@@ -155,6 +190,7 @@ class Predictor:
             model, windows, brain, settings, crop, dev,
             amp=on_cuda if amp is None else amp,
             channels_last=on_cuda if channels_last is None else channels_last,
+            calibration=ck.get("calibration"),
         )
 
     # -- forward ----------------------------------------------------------------------------
@@ -172,15 +208,13 @@ class Predictor:
 
     @torch.no_grad()
     def _whole(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n, C, H, W) -> pixel probs (n, H, W), slice scores (n,) (from the chosen head)."""
+        """(n, C, H, W) -> pixel probs (n, H, W), slice logits (n,) (from the chosen head)."""
         m = self.model
         with self._autocast():
             feats = m.backbone(x)
             seg = m.seg_head(feats)
             seg = F.interpolate(seg, size=x.shape[-2:], mode="bilinear", align_corners=False)
         prob = hemorrhage_probability(seg)
-        if self.settings.slice_score == "max_pixel":
-            return prob, prob.flatten(1).amax(1)
         feats = feats.float()
         k = max(1, self.crop // m.backbone.output_stride)
         kh, kw = min(k, feats.shape[-2]), min(k, feats.shape[-1])
@@ -191,7 +225,7 @@ class Predictor:
         w = m.cls_head.weight.float()  # (1, C)
         bias = m.cls_head.bias.float().view(1, -1, 1, 1)
         logits = torch.einsum("nchw,oc->nohw", pooled, w) + bias
-        return prob, torch.sigmoid(logits.flatten(1).amax(1))
+        return prob, logits.flatten(1).amax(1)
 
     def _tiles(self, size: int) -> list[int]:
         t = self.tile
@@ -213,7 +247,7 @@ class Predictor:
         H, W = x.shape[-2:]
         acc = torch.zeros(n, H, W, device=x.device)
         hits = torch.zeros(1, H, W, device=x.device)
-        best = torch.zeros(n, device=x.device)
+        best = torch.full((n,), -torch.inf, device=x.device)
         coords = [(y0, x0) for y0 in self._tiles(H) for x0 in self._tiles(W)]
         per = max(1, self.settings.batch_size // n) if n else 1
         for i in range(0, len(coords), per):
@@ -222,14 +256,12 @@ class Predictor:
             with self._autocast():
                 out = self.model(tiles)
             prob = hemorrhage_probability(out.seg_logits).view(len(chunk), n, t, t)
-            cls = torch.sigmoid(out.cls_logits.float()).view(len(chunk), n)
+            cls = out.cls_logits.float().view(len(chunk), n)
             for k, (y0, x0) in enumerate(chunk):
                 acc[:, y0 : y0 + t, x0 : x0 + t] += prob[k]
                 hits[:, y0 : y0 + t, x0 : x0 + t] += 1
             best = torch.maximum(best, cls.amax(0))
         prob = (acc / hits.clamp(min=1))[:, :h, :w]
-        if self.settings.slice_score == "max_pixel":
-            return prob, prob.flatten(1).amax(1)
         return prob, best
 
     # -- volumes and exams ----------------------------------------------------------------
@@ -238,11 +270,13 @@ class Predictor:
         """(z, y, x) HU (raw, as stored) -> Prediction (float16 pixel probabilities)."""
         return self.predict_masked(*strip_skull(hu, self.brain))
 
-    def predict_masked(self, masked: np.ndarray, mask: np.ndarray) -> Prediction:
-        """Brain-masked HU and its mask (``strip_skull`` with ``self.brain``) -> Prediction."""
+    def forward_both(self, masked: np.ndarray,
+                     mask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Brain-masked HU and its mask -> float16 pixel probabilities and, per slice-score
+        kind ("cls", "max_pixel"), float32 slice logits before any temperature."""
         z = masked.shape[0]
         probs = np.zeros(masked.shape, np.float16)
-        scores = np.zeros(z, np.float32)
+        logits = {k: np.zeros(z, np.float32) for k in SLICE_SCORES}
         step = self.settings.batch_size if self.settings.mode == "whole" else 1
         run = self._whole if self.settings.mode == "whole" else self._sliding
         for i in range(0, z, step):
@@ -251,8 +285,28 @@ class Predictor:
             p = p * torch.from_numpy(mask[i : i + step]).to(p.device)
             # float16 on the device: half the bytes over the bus, and what is stored anyway
             probs[i : i + step] = p.to(torch.float16).cpu().numpy()
-            scores[i : i + step] = s.float().cpu().numpy()
-        attrs = {"inference": asdict(self.settings), "crop": self.crop}
+            logits["cls"][i : i + step] = s.float().cpu().numpy()
+            # from float32, inside the brain (float16 ties every pixel above 1 - 2^-11)
+            logits["max_pixel"][i : i + step] = _logit(p.flatten(1).amax(1)).cpu().numpy()
+        return probs, logits
+
+    def forward_masked(self, masked: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Brain-masked HU and its mask -> float16 pixel probabilities, float32 slice logits of
+        ``settings.slice_score`` (before the temperature)."""
+        probs, logits = self.forward_both(masked, mask)
+        return probs, logits[self.settings.slice_score]
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Slice logits -> calibrated slice probabilities sigmoid(logit / T)."""
+        x = np.asarray(logits, np.float64) / self.temperature
+        return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)  # overflow-free sigmoid
+
+    def predict_masked(self, masked: np.ndarray, mask: np.ndarray) -> Prediction:
+        """Brain-masked HU and its mask (``strip_skull`` with ``self.brain``) -> Prediction."""
+        probs, logits = self.forward_masked(masked, mask)
+        scores = self.scores(logits)
+        attrs = {"inference": asdict(self.settings), "crop": self.crop,
+                 "temperature": self.temperature}
         return Prediction(probs, scores, aggregate_exam(scores, self.settings.exam_score), attrs)
 
     def predict_exam(self, ws: Workspace, exam: str) -> Prediction:

@@ -54,9 +54,11 @@ def segmentation_loss(
     return total / count.clamp(min=1)
 
 
-def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy of the patch logits (N,) against 0/1 targets (N,)."""
-    return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+def classification_loss(logits: torch.Tensor, target: torch.Tensor,
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy of the patch logits (N,) against 0/1 targets (N,); ``weight``
+    (N,) multiplies each sample's term (the mean stays over N: importance weights)."""
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float(), weight=weight)
 
 
 class LossTerms(NamedTuple):
@@ -73,13 +75,16 @@ def patchfcn_loss(
     *,
     seg_weight: float = 1.0,
     cls_weight: float = 1.0,
+    prior_weights: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> LossTerms:
     """PatchFCN's training loss for one minibatch.
 
     labels: (N, H, W) label maps as stored (0..5, 255). The patch label is "any positive pixel"
     (the paper's rule). ``cls_target`` (N,) overrides it per sample where it is 0 or 1 and defers
     to the pixels where it is ``NO_CLS_TARGET``; the image-slice oracle uses that with all-255
-    label maps: image label on the patch head, no pixel loss.
+    label maps: image label on the patch head, no pixel loss. ``prior_weights`` (w_pos, w_neg),
+    each (N,): the patch term of a positive sample is weighted w_pos, of a negative w_neg
+    (training/data.py, ``cls_prior_weights``: the head trained against a chosen prior).
     """
     num_classes = seg_logits.shape[1]
     seg = segmentation_loss(seg_logits, seg_target(labels, num_classes))
@@ -87,5 +92,9 @@ def patchfcn_loss(
     if cls_target is not None:
         cls_target = cls_target.to(derived.device, derived.dtype)
         derived = torch.where(cls_target >= 0, cls_target, derived)
-    cls = classification_loss(cls_logits, derived)
+    weight = None
+    if prior_weights is not None:
+        w_pos, w_neg = prior_weights
+        weight = torch.where(derived > 0.5, w_pos.to(derived), w_neg.to(derived))
+    cls = classification_loss(cls_logits, derived, weight)
     return LossTerms(seg_weight * seg + cls_weight * cls, seg, cls)

@@ -27,6 +27,7 @@ step and before every checkpoint (not every step: that would sync the GPU each s
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -48,6 +49,7 @@ from training.config import Config, save_config
 from training.data import (
     BatchMaker,
     ExamCache,
+    cls_prior_weights,
     Group,
     Prefetcher,
     fingerprint,
@@ -149,6 +151,7 @@ class Trainer:
         self.quiet = quiet
         self.step = 0
         self.best: dict | None = None
+        self.calibration: dict | None = None  # training/calibration.py, fitted after the loop
         self.sources_summary: list[dict] = []
         self._stop = threading.Event()
         self._fingerprint = ""
@@ -192,7 +195,12 @@ class Trainer:
     def build_dataloaders(self, ws: Workspace) -> BatchMaker:
         cache = ExamCache(ws, self.cfg.preprocess)
         sources, weights = self.build_sources(ws, cache)
-        self.sources_summary = [s.summary() for s in sources]
+        priors = [cls_prior_weights(s, self.cfg.data.cls_prior) for s in sources]
+        self.cls_priors = priors
+        self._w_pos = torch.tensor([p.w_pos for p in priors], device=self.device)
+        self._w_neg = torch.tensor([p.w_neg for p in priors], device=self.device)
+        self.sources_summary = [{**s.summary(), "cls_prior": p.to_dict()}
+                                for s, p in zip(sources, priors)]
         self._fingerprint = fingerprint(sources)
         windows = resolve_windows(self.cfg.model.windows, self.cfg.source)
         return BatchMaker(sources, weights, self.cfg.train.batch_size, self.cfg.train.seed,
@@ -201,8 +209,12 @@ class Trainer:
     def compute_loss(self, group: Group):
         out = self.model(self._to_model(group.images))
         t = self.cfg.train
+        weights = None
+        if self.cfg.data.cls_prior != "sampled":
+            weights = (self._w_pos[group.sources], self._w_neg[group.sources])
         return patchfcn_loss(out.seg_logits, out.cls_logits, group.labels, group.cls_target,
-                             seg_weight=t.seg_weight, cls_weight=t.cls_weight)
+                             seg_weight=t.seg_weight, cls_weight=t.cls_weight,
+                             prior_weights=weights)
 
     def train_step(self, groups: list[Group]) -> dict[str, torch.Tensor]:
         """One optimizer step over the groups of a batch (weighted by their sizes)."""
@@ -282,6 +294,7 @@ class Trainer:
             "sources": self.sources_summary,
             "best": self.best,
             "world": self.dist.world,
+            "calibration": self.calibration,
         }, path)
         self.log.event("checkpoint", step=self.step, name=name, path=str(path))
         return path
@@ -303,6 +316,7 @@ class Trainer:
         self.scaler.load_state_dict(ck["scaler"])
         self.step = int(ck["step"])
         self.best = ck.get("best")
+        self.calibration = ck.get("calibration")
         set_rng_state(ck["rng"])
         if ck.get("fingerprint") and ck["fingerprint"] != self._fingerprint:
             self.log.event("warning", message="training data changed since the checkpoint")
@@ -325,7 +339,34 @@ class Trainer:
             unwrap(self.model), resolve_windows(self.cfg.model.windows, self.cfg.source),
             self.cfg.preprocess, self.cfg.inference, self.cfg.augment.crop or 240,
             self.device, amp=self.amp, channels_last=self.channels_last,
+            calibration=self.calibration,
         )
+
+    def calibrate(self) -> None:
+        """``inference.calibration = "temperature"``: fit T and choose the exam aggregation on
+        the validation role (rank 0; the others wait at the next barrier), keep the result in
+        the checkpoint and in calibration.json."""
+        if self.cfg.inference.calibration == "off" or not self.dist.is_main:
+            return
+        from training.calibration import calibrate
+
+        self.calibration = None
+        try:
+            self.calibration = calibrate(self.predictor(), self.ws, self.cfg.evaluate.labelset)
+        finally:
+            self.model.train()
+        if self.calibration is None:
+            self.log.message(f"{self.run}: no pixel-labeled validation exam: not calibrated")
+            return
+        path = self.run_dir / "calibration.json"
+        tmp = path.with_name("calibration.json.tmp")
+        tmp.write_text(json.dumps(self.calibration, indent=1))
+        os.replace(tmp, path)
+        c = self.calibration
+        self.log.event("calibration", slice_score=c["slice_score"],
+                       temperature=c["temperature"], exam_score=c["exam_score"],
+                       exam_auc_by_aggregation=c["exam_auc_by_aggregation"],
+                       nll_before=c["nll_before"], nll_after=c["nll_after"])
 
     def _init_weights_from(self, path: Path) -> None:
         """Noisy Student: the student starts from the teacher's weights (model only)."""
@@ -517,7 +558,8 @@ class Trainer:
                     return FitResult("interrupted", self.step, self.run_dir, self.best)
         finally:
             prefetch.close()
-        if not saved:
+        self.calibrate()
+        if not saved or self.calibration is not None:
             self.save_checkpoint("latest")
         self.save_checkpoint("final")
         if self.dist.is_main:

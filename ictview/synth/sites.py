@@ -28,10 +28,17 @@ class Preset:
 
 # The one table of preset sizes.
 #   tiny: seconds, for tests; demo: about a minute on 2 cores, for the GUI demo;
+#   cpu-study: the whole study with significance on 2 CPU cores in <= 30 min (sized for
+#     statistics: 120 test exams at ~42 % positive, 30 of them pixel-labeled and segmented 3x;
+#     100 validation exams at the site's 11 % -> 11 positive, all pixel-labeled; unlabeled 12x
+#     the labeled site);
 #   paper-mini: a GPU run that shows the study's effect (generate it on the GPU host).
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(128, 8, 8, {"atlantis": 6, "kaggle": 8, "validation": 4, "cq500": 6}, 3),
     "demo": Preset(512, 24, 12, {"atlantis": 10, "kaggle": 12, "validation": 4, "cq500": 8}, 4),
+    "cpu-study": Preset(
+        128, 8, 8, {"atlantis": 40, "kaggle": 480, "validation": 100, "cq500": 120}, 30
+    ),
     "paper-mini": Preset(
         256, 28, 16, {"atlantis": 160, "kaggle": 800, "validation": 40, "cq500": 200}, 23
     ),

@@ -240,10 +240,10 @@ def test_whole_slice_patch_score_equals_the_patch_head(study) -> None:
     masked, mask = strip_skull(hu, pred.brain)
     x = pred._prepare(torch.from_numpy(masked[:4]))
     pred.crop = x.shape[-1]
-    prob, score = pred._whole(x)
+    prob, logit = pred._whole(x)
     with torch.no_grad():
         out = pred.model(x)
-    assert torch.allclose(score, torch.sigmoid(out.cls_logits), atol=1e-5)
+    assert torch.allclose(logit, out.cls_logits, atol=1e-5)
     full = pred.predict_volume(hu)
     assert (full.prob[~mask] == 0).all(), "no probability outside the brain"
     pred.settings.mode = "sliding"
