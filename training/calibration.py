@@ -62,6 +62,9 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 def validation_exams(ws: Workspace, labelset: str) -> list[str]:
     """Exams of the calibration role with reference pixel labels (the only ones read)."""
+    role = [e.name for e in ws.exams(role=CALIBRATION_ROLE)]
+    # blinding (ictview/store/read_guard.py): refuse rather than calibrate on fewer exams
+    ws.guard.require_unblinded(role, "calibrating on the validation exams")
     labeled = set(ws.labelset_exams(labelset))
     return [e.name for e in ws.exams(role=CALIBRATION_ROLE) if e.name in labeled]
 
