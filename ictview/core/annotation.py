@@ -5,6 +5,8 @@ three callback lists:
 
 - `on_labels_changed(z_range)`: labels changed on slices z_range[0] <= z < z_range[1]
   (half-open), emitted on the calling (GUI) thread after each edit, undo, redo.
+  During the callbacks `changed_diffs` holds the SliceDiffs of that change (a view
+  can repaint just their bounding boxes).
 - `on_saved(revision)`: the background saver has durably written the label file
   up to `revision`. Emitted FROM THE SAVER THREAD: a Qt view must hop to its own
   thread (emit a Qt signal, queued connection) before touching widgets, and must
@@ -61,6 +63,17 @@ def rater_labelset(rater: str) -> str:
     from ictview.store.workspace import safe_name
 
     return safe_name(f"rater-{rater.strip().casefold()}")
+
+
+def _label_counts(labels: np.ndarray) -> np.ndarray:
+    """Voxels per label value (256 bins). Only slices holding labels are counted voxel by
+    voxel: a 40 x 512 x 512 exam with one lesion takes milliseconds, not a full bincount."""
+    counts = np.zeros(256, np.int64)
+    flat = labels.reshape(labels.shape[0], -1)
+    for z in np.flatnonzero(flat.any(axis=1)):
+        counts += np.bincount(flat[z], minlength=256)
+    counts[0] += labels.size - counts.sum()
+    return counts
 
 
 class _Setting:
@@ -178,8 +191,9 @@ class AnnotationModel:
         self.on_labels_changed: list[Callable[[tuple[int, int]], None]] = []
         self.on_saved: list[Callable[[int], None]] = []
         self.on_state_changed: list[Callable[[], None]] = []
+        self.changed_diffs: list[paint.SliceDiff] = []  # of the change being announced
         self._radius_mm = DEFAULT_RADIUS_MM
-        self._counts = np.bincount(self.labels.ravel(), minlength=256).astype(np.int64)
+        self._counts = _label_counts(self.labels)
         # stroke in progress
         self._stroke_erase = False
         self._last_point: tuple[int, float, float] | None = None
@@ -212,6 +226,7 @@ class AnnotationModel:
         history_steps: int = 200,
         idle_cap_s: float = DEFAULT_IDLE_CAP_S,
         clock: Callable[[], float] = time.monotonic,
+        volume=None,
     ) -> "AnnotationModel":
         """Open `exam` for editing in `labelset` by `rater`, with journal + autosave.
 
@@ -225,14 +240,15 @@ class AnnotationModel:
 
         read_only=True: just show the labels (any labelset, e.g. the imported
         'reference'); no lock, no journal, edits are ignored.
+        volume: the exam's StoredVolume if the caller holds it (not read again).
         """
         from ictview.store.label_journal import open_for_editing, open_read_only
 
         if read_only:
-            return open_read_only(cls, workspace, exam, labelset)
+            return open_read_only(cls, workspace, exam, labelset, volume=volume)
         return open_for_editing(
             cls, workspace, exam, labelset, rater, start_from=start_from,
-            history_steps=history_steps, idle_cap_s=idle_cap_s, clock=clock,
+            history_steps=history_steps, idle_cap_s=idle_cap_s, clock=clock, volume=volume,
         )
 
     def _attach_saver(self, saver: "LabelSaver", revision: int, saved_seconds: float) -> None:
@@ -504,7 +520,7 @@ class AnnotationModel:
         for d in diffs:
             self.history.add(d)
             self._count(d, forward=True)
-        self._emit_labels((min(d.z for d in diffs), max(d.z for d in diffs) + 1))
+        self._emit_labels((min(d.z for d in diffs), max(d.z for d in diffs) + 1), diffs)
 
     # ---- undo / redo ----
 
@@ -526,7 +542,7 @@ class AnnotationModel:
                 self._count(d, forward=False)
             self._touch()
             self._journal(stroke, undo=True)
-            self._emit_labels(stroke.z_range)
+            self._emit_labels(stroke.z_range, stroke.diffs)
             self._emit_state()
         return stroke
 
@@ -540,7 +556,7 @@ class AnnotationModel:
                 self._count(d, forward=True)
             self._touch()
             self._journal(stroke, undo=False)
-            self._emit_labels(stroke.z_range)
+            self._emit_labels(stroke.z_range, stroke.diffs)
             self._emit_state()
         return stroke
 
@@ -580,9 +596,13 @@ class AnnotationModel:
 
     # ---- events ----
 
-    def _emit_labels(self, z_range: tuple[int, int]) -> None:
-        for cb in list(self.on_labels_changed):
-            cb(z_range)
+    def _emit_labels(self, z_range: tuple[int, int], diffs: list[paint.SliceDiff]) -> None:
+        self.changed_diffs = list(diffs)
+        try:
+            for cb in list(self.on_labels_changed):
+                cb(z_range)
+        finally:
+            self.changed_diffs = []
 
     def _emit_state(self) -> None:
         for cb in list(self.on_state_changed):

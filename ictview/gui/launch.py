@@ -58,6 +58,8 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
                 raise IctviewError(f"{workspace}: no exam named '{exam}'")
             if name and not win.open_exam(name) and screenshot is not None:
                 raise IctviewError(win.last_error or f"{name}: cannot open the exam")
+            if screenshot is not None:
+                wait_for_exam(app, win)
         if screenshot is not None:
             return save_screenshot(app, win, Path(screenshot))
         win.show()
@@ -69,6 +71,17 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
         return 2
     finally:
         dispose(win)
+
+
+def wait_for_exam(app, win, timeout_s: float = 120.0) -> None:
+    """Let a background exam load land (large exams open off the UI thread)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while getattr(win, "_loader", None) is not None and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    app.processEvents()
 
 
 def stored_rater() -> str:

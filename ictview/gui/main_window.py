@@ -25,6 +25,8 @@ from ictview.gui.exam_verifier import ExamVerifier
 from ictview.gui.panels_host import PanelsHost
 from ictview.gui.shared_annotation import AnnotationHost, preset_of
 from ictview.gui.viewer.actions import install_viewer_actions
+from ictview.gui.viewer.exam_cache import read_volume as cached_volume
+from ictview.gui.viewer.exam_cache import show_first_slice
 from ictview.gui.viewer.mpr_viewer import MprViewer
 from ictview.gui.viewer.plane_view import PlaneView
 from ictview.gui.status import StatusBar
@@ -48,9 +50,9 @@ class _Bridge(QtCore.QObject):
 
 
 class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
-    # exams with more voxels than this are opened on a worker thread (a 40-slice 512x512
-    # exam opens in well under the 300 ms budget, so it stays synchronous and simple)
-    sync_open_max_voxels = 120 * 512 * 512
+    # exams with more voxels than this open on a worker thread, their first slice painted
+    # at once (read alone from the volume file); small ones (tests) stay synchronous
+    sync_open_max_voxels = 4 * 512 * 512
 
     exam_opened = QtCore.Signal(str)
 
@@ -349,6 +351,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         token = self._load_token
         if e.n_slices * e.rows * e.cols > self.sync_open_max_voxels:
             self._show_loading(e.name)
+            show_first_slice(self, e)
             root, login = self.ws.root, self.ws.login
             self._loader_result = None
 
@@ -380,18 +383,20 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
                 if self.preview:
                     return self._preview_model(w, exam)
                 if self.editable:
-                    if start and w.load_labels(start, exam) is None:
+                    if start and not w.label_path(start, exam).exists():
                         start = None  # nothing to start from for this exam
+                    vol = cached_volume(w, exam)
                     try:
                         return AnnotationModel.open(w, exam, self.labelset, self.rater,
-                                                    start_from=start)
+                                                    start_from=start, volume=vol)
                     except IctviewError as err:
                         # e.g. open for editing in another ictview: still let the rater look
                         model = AnnotationModel.open(w, exam, self.labelset, self.rater,
-                                                     read_only=True)
+                                                     read_only=True, volume=vol)
                         model.open_error = str(err)
                         return model
-                return AnnotationModel.open(w, exam, self.labelset, self.rater, read_only=True)
+                return AnnotationModel.open(w, exam, self.labelset, self.rater, read_only=True,
+                                            volume=cached_volume(w, exam))
             finally:
                 if own:
                     w.close()
@@ -402,7 +407,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         """The CT alone, read-only: a rater in a test-retest study must not see (or add to)
         labels of the study's exams outside the session."""
         e = ws.exam(exam)
-        vol = ws.read_volume(exam)
+        vol = cached_volume(ws, exam)
         model = AnnotationModel(vol.hu, None, e.spacing, exam=exam, labelset=self.labelset,
                                 rater=self.rater, geometry=vol.geometry)
         model.read_only = True
@@ -412,7 +417,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
     def _preview_model(self, ws: Workspace, exam: str) -> AnnotationModel:
         """In-memory model of the shown labelset: looks editable, saves nothing (screenshots)."""
         e = ws.exam(exam)
-        vol = ws.read_volume(exam)
+        vol = cached_volume(ws, exam)
         labels = ws.load_labels(self.labelset, exam) if self.labelset else None
         return AnnotationModel(vol.hu, labels, e.spacing, exam=exam, labelset=self.labelset,
                                rater=self.rater, geometry=vol.geometry)

@@ -271,6 +271,10 @@ class SliceView(QtWidgets.QWidget):
     def _shows_change(self, z_range: tuple[int, int]) -> bool:
         return z_range[0] <= self.z < z_range[1]
 
+    def shown_labels(self) -> np.ndarray | None:
+        """The label slice as drawn (full size)."""
+        return self.label_item.image
+
     def set_hidden_classes(self, hidden) -> None:
         """Classes drawn transparent (per-class show/hide)."""
         hidden = frozenset(hidden)

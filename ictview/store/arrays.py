@@ -144,6 +144,15 @@ def read_volume(path: Path) -> StoredVolume:
     return StoredVolume(hu, geometry, sops, meta)
 
 
+def read_slice(path: Path, k: int) -> np.ndarray:
+    """Slice k of a volume file alone (int16 (y, x)): what a viewer paints first."""
+    with open_h5(path) as f:
+        try:
+            return np.asarray(f["hu"][int(k)], dtype=np.int16)
+        except (KeyError, ValueError, IndexError) as e:
+            raise IctviewError(f"{path}: cannot read slice {k} ({e})") from None
+
+
 # ---- label volumes ---------------------------------------------------------------------
 
 

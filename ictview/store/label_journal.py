@@ -491,8 +491,10 @@ def open_for_editing(
     history_steps: int = 200,
     idle_cap_s: float = 60.0,
     clock: Callable[[], float] | None = None,
+    volume=None,
 ) -> "AnnotationModel":
-    """AnnotationModel.open: load, lock, replay the journal, start the saver."""
+    """AnnotationModel.open: load, lock, replay the journal, start the saver.
+    `volume`: the exam's StoredVolume when the caller has it already (the GUI's cache)."""
     own = not isinstance(workspace, Workspace)
     ws = Workspace.open(workspace) if own else workspace
     try:
@@ -513,7 +515,7 @@ def open_for_editing(
                 f"{ws.root}: labelset '{labelset}' belongs to {owner}, not '{rater}': "
                 f"edit a labelset of your own (start_from='{labelset}' copies it)"
             )
-        vol = ws.read_volume(exam)
+        vol = ws.read_volume(exam) if volume is None else volume
         shape = vol.hu.shape
         journal = LabelJournal(journal_path(ws, labelset, exam), exam, labelset, shape)
         try:
@@ -573,13 +575,14 @@ def open_read_only(
     workspace: "Workspace | Path | str",
     exam: str,
     labelset: str,
+    volume=None,
 ) -> "AnnotationModel":
     """AnnotationModel.open(read_only=True): the label file as saved, no lock, no saver."""
     own = not isinstance(workspace, Workspace)
     ws = Workspace.open(workspace) if own else workspace
     try:
         e = ws.exam(exam)
-        vol = ws.read_volume(exam)
+        vol = ws.read_volume(exam) if volume is None else volume
         labels = ws.load_labels(labelset, exam)
         if labels is None:
             labels = np.zeros(vol.hu.shape, np.uint8)

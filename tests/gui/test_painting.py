@@ -37,7 +37,7 @@ def test_drag_paints_one_undo_step_and_autosaves(window):
     assert painted[z, r, c + 3] == 4
     assert len(m.history) == 1
     # the label overlay shows the model's array
-    assert np.array_equal(view.label_item.image, painted[z])
+    assert np.array_equal(view.shown_labels(), painted[z])
     # autosaved to the rater's labelset
     assert np.array_equal(_saved_labels(win), painted)
     # the volume readout follows

@@ -71,7 +71,7 @@ def test_wheel_arrows_and_page_keys_change_slice(window):
     # the shown images are the new slice's
     expected = win.model.hu[view.z].astype(np.float32)
     assert np.array_equal(view.ct_item.image, expected)
-    assert np.array_equal(view.label_item.image, win.model.labels[view.z])
+    assert np.array_equal(view.shown_labels(), win.model.labels[view.z])
     assert win.status.slice.text() == f"Slice {n} / {n}"
 
 

@@ -90,6 +90,10 @@ class MprViewer(QtWidgets.QWidget):
             c.show()
             s.show()
             a.set_crosshair_visible(False)  # the linked crosshair replaces the hover one
+            if self.model is not None:  # hidden views skipped the edits made meanwhile
+                for v in (c, s):
+                    v.set_slice(self.crosshair.index_in(self.planes[v.plane_name]))
+                    v.refresh_labels()
         self.layout_mode = name
         for v in (c, s):
             v.setMinimumSize(200, 200)
@@ -131,6 +135,8 @@ class MprViewer(QtWidgets.QWidget):
         if labelled[0].size:  # start on the lesion the axial view opened on
             zyx[1], zyx[2] = int(labelled[0].mean()), int(labelled[1].mean())
         self.crosshair.set_voxel(zyx)
+        for v in self.views.values():
+            v.diffs_of_change = lambda m=model: m.changed_diffs
         for name in (CORONAL, SAGITTAL):
             v = self.views[name]
             v.set_plane(self.planes[name], geometry)
@@ -144,6 +150,8 @@ class MprViewer(QtWidgets.QWidget):
 
     def clear(self) -> None:
         self.model = None
+        for v in self.views.values():
+            v.diffs_of_change = None
         self.crosshair = None
         self.measurements.clear()
         for name in (CORONAL, SAGITTAL):

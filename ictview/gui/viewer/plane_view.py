@@ -21,7 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 import pyqtgraph as pg
 from ictview.core.measure import Measurement
 from ictview.core.mpr import AXIAL, Plane, scale_bar, scale_text
-from ictview.gui.slice_view import SliceView
+from ictview.gui.slice_view import SliceView, outline
 
 Qt = QtCore.Qt
 VIEW_TOOLS = ("crosshair", "ruler", "ellipse", "freehand")
@@ -29,6 +29,7 @@ VIEW_TOOLS = ("crosshair", "ruler", "ellipse", "freehand")
 AXIS_COLOR = {0: "#e8615a", 1: "#6cc26a", 2: "#e8c44a"}
 PLANE_TITLE = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal"}
 MEASURE_COLOR = "#7fe0ff"
+LABEL_MARGIN = 24  # pixels of room around the drawn label box (a drag rarely outgrows it)
 
 
 class ScaleBar(QtWidgets.QWidget):
@@ -75,6 +76,8 @@ class PlaneView(SliceView):
         self.geometry = None
         self.view_tool: str | None = None
         self.measurements: list[Measurement] = []  # shared with the MprViewer
+        self.diffs_of_change = None  # () -> the model's changed_diffs (set by the MprViewer)
+        self._label_origin = (0, 0)  # display (row, col) of the drawn label box
         self._measure_items: list = []
         self._measure_drag: list[tuple[float, float]] | None = None
         self._crosshair_drag = False
@@ -142,6 +145,88 @@ class PlaneView(SliceView):
             return super()._shows_change(z_range)
         return self.isVisible()  # every axial change crosses a coronal/sagittal slice
 
+    def refresh_labels(self, z_range=None) -> None:
+        """After a model change: repaint just the changed boxes when the model says which
+        (`diffs_of_change`), else re-read the label slice."""
+        if self.labels is None:
+            return
+        if z_range is not None and not self._shows_change(z_range):
+            return
+        diffs = self.diffs_of_change() if (z_range is not None and self.diffs_of_change) else None
+        if diffs and self._patch_labels(diffs):
+            return
+        self._show_label_slice(self._label_image(self.z))
+
+    def _show_label_slice(self, sl: np.ndarray) -> None:
+        """Draw only the bounding box of the labels (plus a margin for the next dabs): an
+        empty or sparsely labelled slice costs the overlay almost nothing to paint."""
+        rows = np.flatnonzero(sl.any(axis=1))
+        if rows.size == 0:
+            r0 = c0 = 0
+            crop = np.zeros((1, 1), np.uint8)
+        else:
+            cols = np.flatnonzero(sl.any(axis=0))
+            m, (h, w) = LABEL_MARGIN, sl.shape
+            r0, r1 = max(int(rows[0]) - m, 0), min(int(rows[-1]) + 1 + m, h)
+            c0, c1 = max(int(cols[0]) - m, 0), min(int(cols[-1]) + 1 + m, w)
+            crop = sl[r0:r1, c0:c1]
+            crop = outline(crop) if self.outline_mode else np.ascontiguousarray(crop)
+        self._label_origin = (r0, c0)
+        self.label_item.setPos(c0, r0 * self._y_scale)
+        self.label_item.setImage(crop, autoLevels=False)
+
+    def shown_labels(self) -> np.ndarray | None:
+        """The label slice as drawn, full size (the overlay itself holds only its box)."""
+        img = self.label_item.image
+        if img is None or self.hu is None:
+            return None
+        full = np.zeros(self._image_shape(), np.uint8)
+        r0, c0 = self._label_origin
+        h, w = img.shape
+        if h * w > 1 or img.any():
+            full[r0:r0 + h, c0:c0 + w] = img
+        return full
+
+    def _patch_labels(self, diffs) -> bool:
+        """Copy the changed boxes into the drawn label box and repaint only them. False
+        (redraw the slice) when a change falls outside the box or the fast path does not
+        apply (outline mode, no picture drawn yet)."""
+        item, img = self.label_item, self.label_item.image
+        if (self.outline_mode or self.plane is None or img is None or item.qimage is None
+                or self.labels is None):
+            return False
+        # the QImage must draw from this very buffer (pyqtgraph's Indexed8 path wraps it)
+        if np.frombuffer(item.qimage.constBits(), np.uint8).ctypes.data != img.ctypes.data:
+            return False
+        n, ra, ca = self.plane.axes
+        shared = np.shares_memory(img, self.labels)
+        height = self._image_shape()[0]
+        br, bc = self._label_origin
+        bh, bw = img.shape
+        boxes = []
+        for d in diffs:
+            h, w = d.mask.shape
+            lo, hi = (d.z, d.y0, d.x0), (d.z + 1, d.y0 + h, d.x0 + w)
+            if not lo[n] <= self.z < hi[n]:
+                continue
+            r0, r1, c0, c1 = lo[ra], hi[ra], lo[ca], hi[ca]
+            if self.plane.flip_rows:
+                r0, r1 = height - r1, height - r0
+            if not (br <= r0 and r1 <= br + bh and bc <= c0 and c1 <= bc + bw):
+                return False
+            boxes.append((r0, r1, c0, c1))
+        rect = QtCore.QRectF()
+        source = None
+        for r0, r1, c0, c1 in boxes:
+            if not shared:
+                if source is None:
+                    source = self.plane.image(self.labels, self.z)
+                img[r0 - br:r1 - br, c0 - bc:c1 - bc] = source[r0:r1, c0:c1]
+            rect = rect.united(QtCore.QRectF(c0 - bc, r0 - br, c1 - c0, r1 - r0))
+        if not rect.isEmpty():
+            item.update(rect)
+        return True
+
     def set_slice(self, z: int, force: bool = False) -> None:
         before = self.z
         super().set_slice(z, force)
@@ -151,6 +236,21 @@ class PlaneView(SliceView):
     def set_volume(self, hu, labels, spacing_yx, z=None) -> None:
         super().set_volume(hu, labels, spacing_yx, z)
         self._update_scale()
+
+    def show_preview(self, ct: np.ndarray, pixel_mm, text: str) -> None:
+        """Paint one CT slice before the exam is loaded (no labels, no tools yet)."""
+        dy, dx = pixel_mm
+        ys = float(dy / dx) if dx > 0 else 1.0
+        tr = QtGui.QTransform.fromScale(1.0, ys)
+        self.ct_item.setTransform(tr)
+        self.ct_item.setImage(np.asarray(ct, np.float32), autoLevels=False,
+                              levels=self.levels)
+        self.label_item.clear()
+        self.placeholder.hide()
+        self._corners["bl"].setText(f"<span style='color:#8a939d'>{text}</span>")
+        ny, nx = ct.shape
+        self.vb.setRange(QtCore.QRectF(0, 0, nx, ny * ys), padding=0.01)
+        self._place_overlays()
 
     def clear(self) -> None:
         super().clear()
