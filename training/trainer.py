@@ -418,19 +418,16 @@ class Trainer:
         self.run_dir = self.ws.run_dir(self.run)
         self.ckpt_dir = self.run_dir / "checkpoints"
         latest = self.ckpt_dir / "latest.pt"
+        refusal: IctviewError | None = None
         if self.dist.is_main:
-            # one process trains into a run at a time (a second one mixed their files)
-            self.run_lock = RunLock(self.run_dir, self.run, f"ictview-train {self.kind}").acquire()
-            if not self.resume and (self.ckpt_dir / "latest.pt").exists():
-                raise IctviewError(
-                    f"{self.run_dir}: run '{self.run}' already has checkpoints: "
-                    "use --resume or another --run name"
-                )
-            if self.resume and not latest.exists():
-                raise IctviewError(f"{latest}: nothing to resume")
-            self.ws.create_run(self.run, self.kind, self.cfg.to_dict(), self.parent)
-            save_config(self.cfg, self.run_dir / "config.toml",
-                        f"ictview-train {self.kind} run '{self.run}' (from {self.cfg.source})")
+            try:
+                self._claim_run(latest)
+            except IctviewError as e:
+                refusal = e
+        # under torchrun every rank stops on rank 0's refusal (instead of waiting at the
+        # barrier for a rank that has left)
+        if D.any_rank(refusal is not None, self.dist, self.device):
+            raise refusal or IctviewError(f"run '{self.run}': refused on rank 0 (see its error)")
         D.barrier(self.dist)
         # "auto": bf16 on CUDA only; "bf16" also on CPU (faster on CPUs with bf16 units: see
         # `ictview-train bench`, which measures it)
@@ -457,6 +454,21 @@ class Trainer:
             self.model = D.wrap_ddp(self.model, self.dist, self.device)
         if _on(t.compile, self.device):
             self.model = torch.compile(self.model)
+
+    def _claim_run(self, latest: Path) -> None:
+        """Rank 0: lock the run, check it may start, register it."""
+        # one process trains into a run at a time (a second one mixed their files)
+        self.run_lock = RunLock(self.run_dir, self.run, f"ictview-train {self.kind}").acquire()
+        if not self.resume and latest.exists():
+            raise IctviewError(
+                f"{self.run_dir}: run '{self.run}' already has checkpoints: "
+                "use --resume or another --run name"
+            )
+        if self.resume and not latest.exists():
+            raise IctviewError(f"{latest}: nothing to resume")
+        self.ws.create_run(self.run, self.kind, self.cfg.to_dict(), self.parent)
+        save_config(self.cfg, self.run_dir / "config.toml",
+                    f"ictview-train {self.kind} run '{self.run}' (from {self.cfg.source})")
 
     def fit(self) -> FitResult:
         try:
