@@ -127,3 +127,22 @@ def test_not_a_workspace_is_bad_input(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"ictview check: error: {tmp_path}: not an ictview workspace (no workspace.sqlite)"]
+
+
+def test_every_stored_file_is_written_through_the_workspace():
+    """The catalog records a checksum only for files written by Workspace: no other module
+    writes workspace arrays itself (benchmarks write to their own temp folders)."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    writer = re.compile(r"arrays\.(write_volume|write_labels|write_prediction|atomic_h5)\(|"
+                        r"from ictview\.store\.arrays import[^\n]*\b(write_|atomic_h5)")
+    offenders = []
+    for path in list((repo / "ictview").rglob("*.py")) + list((repo / "training").rglob("*.py")):
+        rel = path.relative_to(repo).as_posix()
+        if rel in ("ictview/store/workspace.py", "ictview/store/arrays.py") or "bench" in rel:
+            continue
+        if writer.search(path.read_text()):
+            offenders.append(rel)
+    assert offenders == []
