@@ -467,6 +467,9 @@ def gather(ws: Workspace, runs: Sequence[str], progress: Progress | None = None)
             known = ", ".join(r["name"] for r in ws.runs()) or "none"
             raise IctviewError(f"{ws.root}: no run named '{name}' (runs: {known})")
         infos.append(RunInfo.from_row(row))
+    # blinding (ictview/store/read_guard.py): refuse rather than report on fewer exams
+    ws.guard.require_unblinded([e.name for role in ("test", "validation")
+                                for e in ws.exams(role=role)], "the report")
     predicted = {r: set(ws.predicted_exams(r)) for r in runs}
     test_names = {e.name for e in ws.exams(role="test")}
     if not test_names:

@@ -194,10 +194,11 @@ class ReadGuard:
             hit = exams & st.exams
             if hit and st.role(self.login) == "rater":
                 self._refuse("exams", None,
-                             f"{what}: {len(hit)} of those exams (e.g. '{sorted(hit)[0]}') belong "
-                             f"to unfinished test-retest study '{st.name}', whose labels and "
-                             f"predictions are hidden from login '{self.login}'; run it under "
-                             "another login or after the study", study=st.name)
+                             f"{what}: {len(hit)} of the exams it needs (e.g. "
+                             f"'{sorted(hit)[0]}') belong to unfinished test-retest study "
+                             f"'{st.name}', whose labels and predictions are hidden from login "
+                             f"'{self.login}'; run it under another login or after the study",
+                             study=st.name)
 
     # ---- listings (hidden items left out) -----------------------------------------------
 

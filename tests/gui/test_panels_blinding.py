@@ -60,8 +60,27 @@ def test_no_view_reads_a_study_exam_for_the_rater(qapp, blinded_ws, file_reads, 
     assert png.exists()
     leaked = [p for p in file_reads if any(p.endswith(f"/{e}.h5") for e in study_exams)]
     assert leaked == []
-    if view in ("review", "compare", "dashboard"):
+    if view in ("review", "compare"):
         assert file_reads  # the view did read the rest: it is not just empty
+
+
+def test_the_dashboard_refuses_rather_than_computing_on_fewer_exams(qtbot, blinded_ws,
+                                                                    file_reads):
+    from ictview.gui.app import ensure_app
+    from ictview.gui.dashboard import Dashboard
+
+    root, study_exams = blinded_ws
+    ensure_app()
+    d = Dashboard(root, headless=True)
+    qtbot.addWidget(d)
+    try:
+        d.compute()
+        qtbot.waitUntil(lambda: not d.error.isHidden() or d.report is not None, timeout=60000)
+        assert not d.error.isHidden() and "hidden from login" in d.error.text()
+        assert "the report: 2 of the exams it needs" in d.error.text()
+    finally:
+        d.shutdown()
+    assert file_reads == []
 
 
 def test_the_review_says_why_a_study_exam_does_not_open(qtbot, blinded_ws, file_reads):

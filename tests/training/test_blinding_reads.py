@@ -37,7 +37,7 @@ def test_evaluation_and_pseudo_labels_refuse_a_blinded_login(blinded):
     root, test = blinded
     ev = EvaluateSection(n_boot=2)
     with Workspace.open(root, login="someone") as ws:
-        with pytest.raises(BlindingError, match="evaluating run 'r' on the test exams: 1 of"):
+        with pytest.raises(BlindingError, match="evaluating run 'r' on the test exams: 1 of the exams it needs"):
             role_metrics(ws, "r", "test", ev, None)
         with pytest.raises(BlindingError, match="pseudo-labels from run 'r'"):
             _predictions(ws, "r", test)
