@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ictview.cli_support import add_common_options, log_command, setup_logging
-from ictview.errors import IctviewError
+from ictview.errors import IctviewError, read_error
 
 PRESETS = ("tiny", "demo", "cpu-study", "paper-mini")  # ictview.synth.sites.PRESETS
 ROLES = ("labeled", "unlabeled", "validation", "test")
@@ -409,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args)
         log_command("ictview", argv)
         return COMMANDS[args.command](args)
-    except IctviewError as e:
+    except Exception as exc:
+        e = read_error(exc)  # IctviewError, or a damaged file's h5py / SQLite / numpy error
+        if e is None:
+            raise
         print(f"ictview {args.command}: error: {e}", file=sys.stderr)
         logging.getLogger("ictview").debug("error: %s", e)  # into --log-file too
         return 2

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from ictview.cli_support import add_common_options, log_command, setup_logging
-from ictview.errors import IctviewError
+from ictview.errors import IctviewError, read_error
 
 # torch is imported by the commands, never here: arguments and the config are checked first,
 # so a typo is reported in a fraction of a second instead of after torch's 15-20 s import.
@@ -300,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         log_command("ictview-train", argv)
         check_before_torch(args)
         return COMMANDS[args.command](args)
-    except IctviewError as e:
+    except Exception as exc:
+        e = read_error(exc)  # IctviewError, or a damaged file's h5py / SQLite / numpy error
+        if e is None:
+            raise
         line = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"ictview-train: {line}", file=sys.stderr)
         logging.getLogger("ictview-train").debug("error: %s", line)  # into --log-file too

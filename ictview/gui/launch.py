@@ -30,6 +30,10 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
     from ictview.gui.shared_screenshot import dispose
 
     app = ensure_app()
+    if screenshot is None:
+        from ictview.gui import error_hook
+
+        error_hook.install()  # an exception in a slot: one line in a dialog, the app goes on
     win = MainWindow(headless=screenshot is not None)
     win.preview = screenshot is not None
     win.viewer.set_layout(layout)

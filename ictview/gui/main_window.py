@@ -18,8 +18,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ictview.core.annotation import AnnotationModel, rater_labelset
 from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
-from ictview.errors import IctviewError
+from ictview.errors import IctviewError, read_error
 from ictview.gui.app import settings
+from ictview.gui.error_hook import error_line
 from ictview.gui.exam_list import ExamListPanel
 from ictview.gui.exam_verifier import ExamVerifier
 from ictview.gui.panels_host import PanelsHost
@@ -400,8 +401,8 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
             finally:
                 if own:
                     w.close()
-        except (IctviewError, OSError, ValueError) as err:
-            return err
+        except Exception as exc:  # shown as one line by _on_loaded; the window keeps working
+            return read_error(exc) or RuntimeError(error_line(exc))
 
     def _blinded_model(self, ws: Workspace, exam: str, why: str) -> AnnotationModel:
         """The CT alone, read-only: a rater in a test-retest study must not see (or add to)
@@ -432,6 +433,9 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         if isinstance(result, Exception):
             self.report_error(str(result))
             self.slice_view.clear()
+            # no stale header of the previous exam above an empty view
+            self.exam_title.setText(self.ws.root.name if self.ws else "ictview")
+            self.exam_meta.setText("exam not opened")
             self._update_actions()
             return False
         self._bind(result)

@@ -424,6 +424,9 @@ def run_retest_gui(workspace: Path | str, study: str, rater: str, screenshot: Pa
             from ictview.gui.launch import save_screenshot
 
             return save_screenshot(app, win, Path(screenshot))
+        from ictview.gui import error_hook
+
+        error_hook.install()  # an exception in a slot: one line in a dialog, the app goes on
         win.show()
         return app.exec()
     except IctviewError as e:

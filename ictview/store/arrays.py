@@ -12,14 +12,16 @@ import hashlib
 import json
 import os
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
 
 from ictview.core.geometry import Geometry
-from ictview.errors import IctviewError
+from ictview.errors import IctviewError, first_line, read_error
 
 TMP_MARK = ".tmp-"
 FORMAT_VERSION = 1
@@ -66,13 +68,24 @@ class atomic_h5:
                 self.tmp.unlink(missing_ok=True)
 
 
-def open_h5(path: Path) -> h5py.File:
+@contextmanager
+def open_h5(path: Path) -> Iterator[h5py.File]:
+    """`with open_h5(path) as f:` the one way the workspace reads HDF5: whatever h5py or
+    numpy raise opening or reading it (a damaged file) becomes one IctviewError naming it."""
     try:
-        return h5py.File(path, "r", locking=False)
+        f = h5py.File(path, "r", locking=False)
     except FileNotFoundError:
         raise IctviewError(f"{path}: file not found") from None
     except OSError as e:
-        raise IctviewError(f"{path}: not a readable HDF5 file ({e.__class__.__name__})") from None
+        raise IctviewError(f"{path}: not a readable HDF5 file ({first_line(e)})") from None
+    with f:
+        try:
+            yield f
+        except Exception as exc:
+            err = read_error(exc, path)
+            if err is None:
+                raise
+            raise err from None
 
 
 def file_sha1(path: Path, fsync: bool = False) -> str:
