@@ -39,7 +39,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from ictview.errors import IctviewError
 
@@ -47,7 +46,7 @@ AIR_HU = -1024
 
 # in-plane connectivity on (z, y, x) volumes: components and dilations never cross slices
 _INPLANE_4 = np.zeros((3, 3, 3), bool)
-_INPLANE_4[1] = ndimage.generate_binary_structure(2, 1)
+_INPLANE_4[1] = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)  # 4-connected cross
 _INPLANE_8 = np.zeros((3, 3, 3), bool)
 _INPLANE_8[1] = True
 
@@ -117,6 +116,8 @@ def _components(
     mask: np.ndarray, structure: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """In-plane labels, each label's size and slice index (index 0 = background)."""
+    from scipy import ndimage  # here, not at import: ictview-train's config check needs none
+
     lab, n = ndimage.label(mask, structure=structure)
     sizes = np.bincount(lab[mask], minlength=n + 1)
     # labels are numbered in raster order, so each slice holds a contiguous range of them
@@ -155,6 +156,8 @@ def fill_holes_inplane(mask: np.ndarray, max_area: float | None = None) -> np.nd
     x0, x1 = max(xs[0] - 1, 0), min(xs[-1] + 2, mask.shape[2])
     box = mask[:, y0:y1, x0:x1]
     bg = ~box
+    from scipy import ndimage
+
     lab, n = ndimage.label(bg, structure=_INPLANE_4)
     outside = np.zeros(n + 1, bool)
     for edge in (lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]):

@@ -19,72 +19,51 @@ where test_stats[run] = PixelStats.from_volumes((exam, probs, labels) ...) on th
 pixel-labeled test subset. Undefined values are NaN with a reason (results.py).
 """
 
-from ictview.stats.bootstrap import (
-    BootstrapResult,
-    bootstrap_exams,
-    bootstrap_pixels,
-    paired_t_test,
-    paired_z_test,
-    resample_counts,
-)
-from ictview.stats.metrics import (
-    OperatingPoint,
-    PrCurve,
-    RocCurve,
-    ThresholdChoice,
-    average_precision,
-    best_dice_threshold,
-    dice_score,
-    exam_auc,
-    isolated_subtype_mask,
-    majority_vote,
-    operating_point,
-    precision_recall_curve,
-    roc_curve,
-    sens_spec_at,
-    subtype_auc,
-)
-from ictview.stats.pixel_stats import PixelStats, image_histogram
-from ictview.stats.results import Estimate, MetricResult, PairedComparison, PairedTTest
-from ictview.stats.retest import (
-    RepetitionAgreement,
-    RetestResult,
-    intra_rater_agreement,
-    retest_analysis,
-    voxel_volume_ml,
-)
+# Lazy: `ictview-train` builds its parser from ictview.stats.report_cli, and importing
+# bootstrap (scipy.stats) eagerly cost seconds before any argument was checked.
+import importlib
 
-__all__ = [
-    "BootstrapResult",
-    "Estimate",
-    "MetricResult",
-    "OperatingPoint",
-    "PairedComparison",
-    "PairedTTest",
-    "PixelStats",
-    "PrCurve",
-    "RepetitionAgreement",
-    "RetestResult",
-    "RocCurve",
-    "ThresholdChoice",
-    "average_precision",
-    "best_dice_threshold",
-    "bootstrap_exams",
-    "bootstrap_pixels",
-    "dice_score",
-    "exam_auc",
-    "image_histogram",
-    "intra_rater_agreement",
-    "isolated_subtype_mask",
-    "majority_vote",
-    "operating_point",
-    "paired_t_test",
-    "paired_z_test",
-    "precision_recall_curve",
-    "resample_counts",
-    "retest_analysis",
-    "roc_curve",
-    "sens_spec_at",
-    "subtype_auc",
-    "voxel_volume_ml",
-]
+_WHERE = {
+    "BootstrapResult": "bootstrap",
+    "Estimate": "results",
+    "MetricResult": "results",
+    "OperatingPoint": "metrics",
+    "PairedComparison": "results",
+    "PairedTTest": "results",
+    "PixelStats": "pixel_stats",
+    "PrCurve": "metrics",
+    "RepetitionAgreement": "retest",
+    "RetestResult": "retest",
+    "RocCurve": "metrics",
+    "ThresholdChoice": "metrics",
+    "average_precision": "metrics",
+    "best_dice_threshold": "metrics",
+    "bootstrap_exams": "bootstrap",
+    "bootstrap_pixels": "bootstrap",
+    "dice_score": "metrics",
+    "exam_auc": "metrics",
+    "image_histogram": "pixel_stats",
+    "intra_rater_agreement": "retest",
+    "isolated_subtype_mask": "metrics",
+    "majority_vote": "metrics",
+    "operating_point": "metrics",
+    "paired_t_test": "bootstrap",
+    "paired_z_test": "bootstrap",
+    "precision_recall_curve": "metrics",
+    "resample_counts": "bootstrap",
+    "retest_analysis": "retest",
+    "roc_curve": "metrics",
+    "sens_spec_at": "metrics",
+    "subtype_auc": "metrics",
+    "voxel_volume_ml": "retest",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"ictview.stats.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ictview.stats' has no attribute {name!r}")
