@@ -273,3 +273,20 @@ def test_exam_loader_processes_give_the_inline_result(study) -> None:
     assert [n for n, _, _ in pooled] == names
     for (_, a, ma), (_, b, mb) in zip(inline, pooled):
         assert np.array_equal(a, b) and np.array_equal(ma, mb)
+
+
+def test_predicting_into_a_run_in_use_is_refused_and_leaves_it_alone(study) -> None:
+    """pseudolabel/evaluate take the same run lock as training (a held lock: this process)."""
+    from ictview.errors import IctviewError
+    from ictview.store.run_lock import RunLock
+    from training.pseudolabel import pseudolabel
+
+    root, _, summary = study
+    out = root / "runs" / "baseline-pl-busy"
+    with RunLock(out, "baseline-pl-busy", "ictview-train pseudolabel"):
+        with pytest.raises(IctviewError, match="run 'baseline-pl-busy' is in use by pid"):
+            pseudolabel(root, "baseline", "baseline-pl-busy", quiet=True)
+    assert not (root / "predictions" / "baseline-pl-busy").exists()
+    # the study's run itself was locked while it ran and is free now
+    assert not (root / "runs" / "study" / ".lock").exists()
+    assert not (root / "runs" / "baseline" / ".lock").exists()
