@@ -208,3 +208,24 @@ def test_pull_cli_reports_imported_exam(orthanc, study_uid, pacs_env, tmp_path, 
                "validation"])
     out = capsys.readouterr().out
     assert rc == 0 and "imported as exam VAL-0003 (8 slices" in out
+
+
+def test_push_reads_labels_through_the_blinding_guard(target_for, orthanc, study_uid,
+                                                      tiny_workspace_copy):
+    """A login blinded by an unfinished test-retest study sends none of its exams' labels:
+    named, the push is refused in one line; not named, the exam is left out."""
+    from ictview.store.read_guard import BlindingError
+    from ictview.study.retest_plan import ExamSelection, plan_study
+
+    with Workspace.open(tiny_workspace_copy, login="kim") as ws:
+        plan_study(ws, "s", "dr-lee", ExamSelection(exams=("VAL-0003",)), seed=1,
+                   admins=("kim",))
+    before = len(_seg_series(orthanc, study_uid["VAL-0003"]))
+    client = connect(target_for("dicomweb"))
+    with Workspace.open(tiny_workspace_copy, login="someone") as ws:
+        with pytest.raises(BlindingError):
+            push_labelset(ws, client, "reference", ["VAL-0003"])
+        report = push_labelset(ws, client, "reference", ["ATL-0004"])
+        assert [e.exam for e in report.exams] == ["ATL-0004"]
+    client.close()
+    assert len(_seg_series(orthanc, study_uid["VAL-0003"])) == before
