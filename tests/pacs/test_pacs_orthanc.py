@@ -42,7 +42,10 @@ def test_echo_and_query_find_the_study_with_its_series(protocol, target_for, stu
     client = connect(target_for(protocol))
     assert "succeeded" in client.echo() or "answers" in client.echo()
     studies = {s.study_uid: s for s in query_studies(client, modality="CT")}
+    one = query_studies(client, patient_id="CQ500-CT-1", study_date="20160101-20161231")
+    none = query_studies(client, patient_id="CQ500-CT-1", study_date="20170101-")
     client.close()
+    assert [s.study_uid for s in one] == [study_uid["CQ500-CT-1"]] and none == []
     st = studies[study_uid["CQ500-CT-1"]]
     assert st.patient_id == "CQ500-CT-1" and st.modalities == ["CT"]
     assert [(s.description, s.instances, s.thickness_mm) for s in st.series] == [
