@@ -126,7 +126,9 @@ class StoredVolume:
     attrs: dict = field(default_factory=dict)
 
 
-def write_volume(path: Path, hu: np.ndarray, geometry: Geometry, sop_uids: list[str], attrs: dict) -> str:
+def write_volume(
+    path: Path, hu: np.ndarray, geometry: Geometry, sop_uids: list[str], attrs: dict
+) -> str:
     """Write the volume; returns the sha1 of the file."""
     if hu.dtype != np.int16 or hu.ndim != 3:
         raise ValueError(f"volume must be int16 (z, y, x), got {hu.dtype} {hu.shape}")

@@ -35,7 +35,8 @@ TRIGGERS = {
         WHEN NEW.id IS NULL
           OR NEW.id <> COALESCE((SELECT MAX(id) FROM audit_log), 0) + 1
           OR NEW.hash IS NULL OR length(NEW.hash) <> 64
-        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows are added by ictview only'); END""",
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows are added by ictview only');
+        END""",
 }
 
 

@@ -126,7 +126,8 @@ def test_damaged_catalog_page_is_one_line(filled, capsys):
 def test_not_a_workspace_is_bad_input(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"ictview check: error: {tmp_path}: not an ictview workspace (no workspace.sqlite)"]
+    assert err == [
+        f"ictview check: error: {tmp_path}: not an ictview workspace (no workspace.sqlite)"]
 
 
 def test_every_stored_file_is_written_through_the_workspace():
