@@ -104,6 +104,18 @@ def test_training_on_a_garbled_catalog_is_one_line(tiny_workspace_copy):
     assert_one_line(proc, str(db), "damaged SQLite database")
 
 
+@pytest.mark.slow  # ~10-25 s: the student reads the workspace before loading the teacher
+def test_student_from_a_damaged_teacher_checkpoint_is_one_line(tiny_workspace_copy):
+    from training.trainer import checkpoint_path
+
+    ckpt = checkpoint_path(tiny_workspace_copy, "t", "final")
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_bytes(b"PK\x03\x04" + b"\xa5" * 512)  # a torn zip archive
+    proc = run("training.cli", "student", "--workspace", tiny_workspace_copy, "--teacher", "t",
+               "--variant", "image-oracle", "--config", "tiny", "--quiet")
+    assert_one_line(proc, str(ckpt), "not a readable checkpoint")
+
+
 # ---------------------------------------------------------------- data layer
 
 

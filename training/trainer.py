@@ -372,7 +372,10 @@ class Trainer:
         """Noisy Student: the student starts from the teacher's weights (model only)."""
         if not path.is_file():
             raise IctviewError(f"{path}: teacher checkpoint not found")
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a torn or foreign file: one line naming it, as load_checkpoint
+            raise IctviewError(f"{path}: not a readable checkpoint ({e.__class__.__name__})") from None
         try:
             unwrap(self.model).load_state_dict(ck["model"])
         except (KeyError, RuntimeError) as e:
