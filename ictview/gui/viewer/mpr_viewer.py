@@ -86,10 +86,13 @@ class MprViewer(QtWidgets.QWidget):
             used = {"axial": 1, "mpr-1x3": 3, "mpr-2x2": 2}[name]
             self.grid.setColumnStretch(col, 1 if col < used else 0)
         a.show()
+        # the linked crosshair replaces the hover one in the MPR layouts
+        hover = self.host.actions_by_key.get("crosshair") if hasattr(self.host, "actions_by_key") else None
+        for v in self.views.values():
+            v.set_crosshair_visible(name == "axial" and (hover is None or hover.isChecked()))
         if name != "axial":
             c.show()
             s.show()
-            a.set_crosshair_visible(False)  # the linked crosshair replaces the hover one
             if self.model is not None:  # hidden views skipped the edits made meanwhile
                 for v in (c, s):
                     v.set_slice(self.crosshair.index_in(self.planes[v.plane_name]))

@@ -288,6 +288,7 @@ class PlaneView(SliceView):
             super().set_bottom_right(text)
 
     def _update_scale(self, *_) -> None:
+        self.hu_label.hide()  # zoom, pan or resize: the readout's place is stale
         if self.hu is None or self.plane is None:
             return
         units_per_px = self.vb.viewPixelSize()[0]  # image columns per screen pixel
@@ -459,10 +460,12 @@ class PlaneView(SliceView):
             xs, ys = self._curve(m.kind, m.points)
             curve = pg.PlotCurveItem(xs, ys, pen=pg.mkPen(MEASURE_COLOR, width=2))
             curve.setZValue(27)
-            text = pg.TextItem(m.text, color=MEASURE_COLOR, anchor=(0, 1),
+            # the readout goes on the side of the shape with room (inside the view)
+            right_half = (min(xs) + max(xs)) / 2 > self.vb.viewRect().center().x()
+            text = pg.TextItem(m.text, color=MEASURE_COLOR, anchor=(1, 1) if right_half else (0, 1),
                                fill=pg.mkBrush(0, 0, 0, 150))
             text.setZValue(28)
-            text.setPos(max(xs) + 2, min(ys) - 1)
+            text.setPos(min(xs) - 2 if right_half else max(xs) + 2, min(ys) - 1)
             for item in (curve, text):
                 self.vb.addItem(item, ignoreBounds=True)
                 self._measure_items.append(item)

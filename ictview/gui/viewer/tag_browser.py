@@ -61,7 +61,8 @@ class TagBrowser(QtWidgets.QDialog):
             self.source.setText(f"<span style='color:#e07a6a'>{err}</span>")
             self.filter.setEnabled(False)
             return
-        self.source.setText(f"Source file: {self.path}  ·  {len(rows)} elements")
+        self.source.setText(f"Slice {index + 1}  ·  source file {self.path}  ·  "
+                            f"{len(rows)} elements")
         items = []
         for r in rows:
             it = QtWidgets.QTreeWidgetItem(
