@@ -60,7 +60,8 @@ def read_error(exc: BaseException, path: str | os.PathLike | None = None) -> Ict
     elif isinstance(exc, MemoryError):  # numpy's ArrayMemoryError too: a damaged shape
         problem = f"not enough memory to read it ({detail or 'MemoryError'})"
     elif isinstance(exc, OSError):
-        problem = exc.strerror if exc.strerror and exc.filename is not None else f"damaged or unreadable ({detail})"
+        named = exc.strerror and exc.filename is not None  # e.g. "No such file or directory"
+        problem = exc.strerror if named else f"damaged or unreadable ({detail})"
     elif where is not None and isinstance(exc, _WHEN_NOTED):
         problem = f"damaged or not the expected file ({type(exc).__name__}: {detail})"
     else:

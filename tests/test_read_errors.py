@@ -125,7 +125,8 @@ def test_damaged_volume_bytes_give_only_one_line_errors_naming_the_file(tmp_path
     from ictview.core.geometry import Geometry
 
     src = tmp_path / "src.h5"
-    geometry = Geometry((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 5.0), (0.5, 0.5))
+    geometry = Geometry((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 5.0),
+                        (0.5, 0.5))
     arrays.write_volume(src, np.zeros((3, 8, 8), np.int16), geometry, ["1.2.3", "1.2.4", "1.2.5"],
                         {"patient_id": "P"})
     with h5py.File(src, "r") as f:
@@ -171,7 +172,8 @@ def test_catalog_errors_name_the_file_and_keep_their_kind(tmp_path):
         with pytest.raises(sqlite3.OperationalError) as err:
             ws.con.execute("SELECT nope FROM exams")
         line = str(read_error(err.value))
-        assert line.startswith(str(tmp_path / "ws" / "workspace.sqlite")) and "no such column" in line
+        assert line.startswith(str(tmp_path / "ws" / "workspace.sqlite"))
+        assert "no such column" in line
 
 
 def test_read_error_only_translates_read_errors(tmp_path):

@@ -81,7 +81,8 @@ def saturation_problem(clipped: int, voxels: int, h: FileHeader) -> tuple[str | 
     if clipped > SATURATED_MAX_FRACTION * voxels:
         return (f"rescaled values saturate the int16 HU storage: {clipped} of {voxels} voxels "
                 f"outside {INT16_MIN}..{INT16_MAX} ({rescale})"), None
-    return None, f"{clipped} voxel(s) clipped to {INT16_MIN}..{INT16_MAX} HU after rescale ({rescale})"
+    return None, (f"{clipped} voxel(s) clipped to {INT16_MIN}..{INT16_MAX} HU after rescale "
+                  f"({rescale})")
 
 
 def _show(v) -> str:

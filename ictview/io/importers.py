@@ -133,7 +133,8 @@ def import_source(
                 report.failed.append(f"{choice.chosen.patient_id} ({study_uid}): {error}")
                 continue
             if choice.chosen is None:
-                report.failed.append(f"study {study_uid}: no series to interpret{_why_none(choice)}")
+                why = _why_none(choice)
+                report.failed.append(f"study {study_uid}: no series to interpret{why}")
                 continue
             header = choice.chosen
             keys = [header.patient_id]  # labels are keyed by exam name = PatientID

@@ -55,7 +55,8 @@ def safe_name(text: str) -> str:
 # (volumes/<exam>.h5, labels/<set>/<exam>.h5 + temp suffixes): 64 characters keeps every
 # path component far below the 255 bytes file systems allow.
 MAX_EXAM_NAME = 64
-_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+_RESERVED = {"CON", "PRN", "AUX", "NUL",
+             *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
 def bounded_name(text: str, limit: int = MAX_EXAM_NAME) -> str:

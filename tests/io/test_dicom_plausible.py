@@ -30,7 +30,8 @@ def edit(paths, fn):
 
 def import_folder(tmp_path, *folders, masks=()):
     ws = Workspace.create(tmp_path / "ws")
-    report = import_source(ws, list(folders), ImportOptions(site="s", role="labeled", masks=list(masks)))
+    opts = ImportOptions(site="s", role="labeled", masks=list(masks))
+    report = import_source(ws, list(folders), opts)
     return ws, report
 
 
@@ -58,10 +59,12 @@ def only_exclusion(folder):
 # ---------------------------------------------------------------- rescale
 
 
-@pytest.mark.parametrize("slope, shown", [("0", "RescaleSlope 0"), ("1e30", "RescaleSlope 1e+30"),
-                                          ("1000", "RescaleSlope 1000"), ("NaN", "RescaleSlope nan"),
-                                          ("inf", "RescaleSlope inf"), ("-1", "RescaleSlope -1")])
-def test_implausible_slope_excludes_the_series_naming_tag_and_value(write_series, tmp_path, slope, shown):
+@pytest.mark.parametrize("slope, shown", [
+    ("0", "RescaleSlope 0"), ("1e30", "RescaleSlope 1e+30"), ("1000", "RescaleSlope 1000"),
+    ("NaN", "RescaleSlope nan"), ("inf", "RescaleSlope inf"), ("-1", "RescaleSlope -1"),
+])
+def test_implausible_slope_excludes_the_series_naming_tag_and_value(write_series, tmp_path,
+                                                                    slope, shown):
     w = write_series(n=4)
     edit(w.paths, lambda ds: setattr(ds, "RescaleSlope", slope))
     reason = only_exclusion(w.folder)
@@ -191,7 +194,8 @@ def test_a_300_character_patient_id_imports_under_a_bounded_unique_name(write_se
     long_b = "P" * 299 + "B"  # same first 299 characters: names must still differ
     a = write_series(n=3, patient_id=long_a, study_uid=deterministic_uid("a"))
     b = write_series(n=3, patient_id=long_b, study_uid=deterministic_uid("b"))
-    odd = write_series(n=3, patient_id="../../CON:*?" + "é" * 200, study_uid=deterministic_uid("c"))
+    odd = write_series(n=3, patient_id="../../CON:*?" + "é" * 200,
+                       study_uid=deterministic_uid("c"))
     masks = tmp_path / "masks"
     masks.mkdir()
     ws, report = import_folder(tmp_path, a.folder, b.folder, odd.folder,
