@@ -196,3 +196,18 @@ def test_progress_on_a_non_terminal_prints_lines(tmp_path):
     q(1, 1, "done")
     q.close()
     assert quick.getvalue() == ""
+
+
+def test_training_progress_on_a_non_terminal_prints_lines(tmp_path, monkeypatch, capsys):
+    import training.progress as tp
+
+    monkeypatch.setattr(tp, "LINE_INTERVAL_S", 0.2)
+    log = tp.ProgressLog(tmp_path / "progress.jsonl", "r", total=3, desc="teacher")
+    log.bar(1, loss=0.5)
+    assert capsys.readouterr().err == ""  # quick work stays quiet
+    time.sleep(0.3)
+    log.bar(2, loss=0.4)
+    log.bar(3, loss=0.3)
+    log.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("teacher: 2/3 loss 0.4") and lines[-1].startswith("teacher: 3/3")

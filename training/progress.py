@@ -45,7 +45,8 @@ class ProgressLog:
         # redirected stderr (a log, CI): a plain line at most every LINE_INTERVAL_S instead
         self._lines = bool(console and not json_stdout and total and not sys.stderr.isatty())
         self._total, self._desc = total, desc or run
-        self._last_line = 0.0
+        self._last_line = time.monotonic()  # a run done within LINE_INTERVAL_S prints nothing
+        self._printed = False
         if console and not json_stdout and total:
             from tqdm import tqdm
 
@@ -68,8 +69,9 @@ class ProgressLog:
 
     def bar(self, n: int, **postfix) -> None:
         now = time.monotonic()
-        if self._lines and (now - self._last_line >= LINE_INTERVAL_S or n >= self._total):
-            self._last_line = now
+        finished = n >= self._total and self._printed
+        if self._lines and (now - self._last_line >= LINE_INTERVAL_S or finished):
+            self._last_line, self._printed = now, True
             extra = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in postfix.items())
             print(f"{self._desc}: {n}/{self._total} {extra}".rstrip(), file=sys.stderr,
