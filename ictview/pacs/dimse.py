@@ -272,8 +272,14 @@ class DimsePacs:
                     f"destination '{self.target.move_aet}' (add it to the server's modalities "
                     "with this host and --listen-port, or omit --move-aet to use C-GET)")
             if code not in (0x0000, 0xB000):  # B000: some failed; the pull counts what came
+                if what == "C-MOVE":  # Orthanc answers an unknown destination with C000
+                    hint = (f"check that the server knows move destination "
+                            f"'{self.target.move_aet}' at this host and --listen-port, or "
+                            "omit --move-aet to use C-GET")
+                else:
+                    hint = "see the server's log; it may lack a codec for the stored syntax"
                 raise IctviewError(f"{self.target.display}: {what} failed with status "
-                                   f"0x{code:04X}")
+                                   f"0x{code:04X} ({hint})")
 
     # ---- C-STORE ---------------------------------------------------------------------
 

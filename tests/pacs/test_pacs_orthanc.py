@@ -232,3 +232,28 @@ def test_push_reads_labels_through_the_blinding_guard(target_for, orthanc, study
         assert [e.exam for e in report.exams] == ["ATL-0004"]
     client.close()
     assert len(_seg_series(orthanc, study_uid["VAL-0003"])) == before
+
+
+@pytest.mark.parametrize("scheme", ["http://127.0.0.1:{port}/dicom-web", "dimse://ORTHANC@127.0.0.1:{port}"])
+def test_a_server_that_never_answers_times_out_in_one_line(scheme, capsys, pacs_env):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = scheme.format(port=silent.getsockname()[1])
+        err = _one_line_error(capsys, ["pacs", "query", url, "--timeout", "1"])
+    assert "within 1 s" in err
+
+
+def test_c_move_to_a_destination_the_server_does_not_know_is_one_line(orthanc, study_uid,
+                                                                       pacs_env, tmp_path,
+                                                                       capsys):
+    rc = main(["pacs", "pull", orthanc.dimse_url, "--calling-aet", local_orthanc.CLIENT_AET,
+               "--move-aet", "NOBODY", "--listen-port", str(local_orthanc.free_port()),
+               "--study", study_uid["VAL-0003"], "--workspace", str(tmp_path / "ws"),
+               "--site", "validation", "--role", "validation"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "'NOBODY'" in err, err
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.exams() == []
