@@ -32,6 +32,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from ictview.store.catalog import CatalogConnection
 from ictview.store.workspace import Workspace
 
 DB = Path("pacs") / "deid.sqlite"
@@ -84,7 +85,7 @@ class Deidentifier:
     def __init__(self, ws: Workspace):
         path = ws.root / DB
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(path)
+        self.con = sqlite3.connect(path, factory=CatalogConnection)  # errors name the file
         with self.con:
             self.con.executescript("""
                 CREATE TABLE IF NOT EXISTS secret (key BLOB NOT NULL);

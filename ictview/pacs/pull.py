@@ -20,7 +20,7 @@ from typing import Callable
 
 from ictview.errors import IctviewError
 from ictview.pacs.records import Cancelled, PacsClient, SeriesInfo
-from ictview.store.workspace import Workspace, safe_name
+from ictview.store.workspace import Workspace, bounded_name
 
 Progress = Callable[[int, int, str], None]
 STAGING = Path("pacs") / "incoming"
@@ -62,8 +62,8 @@ class PullReport:
 
 
 def staging_dir(ws: Workspace, study_uid: str, series_uid: str | None = None) -> Path:
-    d = ws.root / STAGING / safe_name(study_uid)
-    return d / safe_name(series_uid) if series_uid else d
+    d = ws.root / STAGING / bounded_name(study_uid)
+    return d / bounded_name(series_uid) if series_uid else d
 
 
 def _have(folder: Path) -> set[str]:
@@ -76,8 +76,8 @@ def _writer(folder: Path, counter: list[int], on_instance: Callable[[], None]):
     folder.mkdir(parents=True, exist_ok=True)
 
     def sink(sop_uid: str, data: bytes) -> None:
-        final = folder / f"{safe_name(sop_uid)}.dcm"
-        tmp = folder / f".{safe_name(sop_uid)}.part"
+        final = folder / f"{bounded_name(sop_uid)}.dcm"
+        tmp = folder / f".{bounded_name(sop_uid)}.part"
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -144,7 +144,7 @@ def _fetch(ws, client, item, series: list[SeriesInfo], progress, cancelled) -> N
         folder = staging_dir(ws, item.study_uid, s.series_uid)
         remote = client.find_instances(item.study_uid, s.series_uid)
         have = _have(folder)
-        missing = [u for u in remote if safe_name(u) not in have]
+        missing = [u for u in remote if bounded_name(u) not in have]
         item.already_had += len(remote) - len(missing)
         plan.append((s, folder, remote, missing))
     total = sum(len(m) for *_, m in plan)
@@ -164,7 +164,7 @@ def _fetch(ws, client, item, series: list[SeriesInfo], progress, cancelled) -> N
                             _writer(folder, counter, tick), cancelled,
                             whole=len(missing) == len(_remote))
     item.fetched += counter[0]
-    lacking = sum(len([u for u in r if safe_name(u) not in _have(f)]) for _s, f, r, _m in plan)
+    lacking = sum(len([u for u in r if bounded_name(u) not in _have(f)]) for _s, f, r, _m in plan)
     if lacking:
         got = sum(len(r) for _s, _f, r, _m in plan) - lacking
         what = (f"{got} of {got + lacking} instances of study {item.study_uid} are staged; "
