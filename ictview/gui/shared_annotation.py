@@ -53,7 +53,8 @@ def apply_view_tools(v, m: AnnotationModel) -> None:
         v.set_window(center, width, preset_of(m.window))
     radius = f"{m.brush_radius_mm:.1f} mm"
     tool = {"brush": f"Brush {radius}", "eraser": f"Eraser {radius}",
-            "grow": f"3D fill ({m.grow_connectivity}-connected)"}.get(m.tool) or TOOL_READOUT[m.tool]
+            "grow": f"3D fill ({m.grow_connectivity}-connected)"}.get(m.tool)
+    tool = tool or TOOL_READOUT[m.tool]
     hu = ""
     if m.hu_limited or m.tool in ("fill", "grow"):
         hu = f" · {m.hu_range[0]:.0f}–{m.hu_range[1]:.0f} HU"

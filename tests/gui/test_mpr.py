@@ -244,3 +244,22 @@ def test_tag_browser_reads_the_source_file_and_says_when_it_is_gone(window, qtbo
     qtbot.addWidget(gone)
     assert "is gone" in gone.error and gone.n_rows == 0
     assert "is gone" in gone.source.text()
+
+
+def test_large_exam_paints_its_first_slice_before_it_is_loaded_and_is_cached(window, qtbot):
+    from ictview.gui.viewer.exam_cache import exam_cache
+
+    win = window
+    win.sync_open_max_voxels = 0  # every exam is "large": opened on the loader thread
+    cache = exam_cache()
+    with qtbot.waitSignal(win.exam_opened, timeout=10000):
+        assert win.open_exam("ATL-0002")
+        assert win.model is None  # still loading, but the CT is already on screen
+        shown = win.slice_view.ct_item.image
+        assert shown is not None and shown.shape == (128, 128)
+        assert "Loading ATL-0002" in win.slice_view._corners["bl"].text()
+    hits = cache.hits
+    win.open_exam("ATL-0001")
+    qtbot.waitUntil(lambda: win.model is not None and win.model.exam == "ATL-0001", timeout=10000)
+    assert cache.hits > hits  # opened before in this session: not read again
+    assert not win.model.hu.flags.writeable  # a cached CT is shared: nothing may edit it

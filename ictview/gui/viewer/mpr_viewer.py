@@ -87,7 +87,7 @@ class MprViewer(QtWidgets.QWidget):
             self.grid.setColumnStretch(col, 1 if col < used else 0)
         a.show()
         # the linked crosshair replaces the hover one in the MPR layouts
-        hover = self.host.actions_by_key.get("crosshair") if hasattr(self.host, "actions_by_key") else None
+        hover = getattr(self.host, "actions_by_key", {}).get("crosshair")
         for v in self.views.values():
             v.set_crosshair_visible(name == "axial" and (hover is None or hover.isChecked()))
         if name != "axial":
@@ -233,12 +233,11 @@ class MprViewer(QtWidgets.QWidget):
         lps = self.crosshair.patient_mm(m.geometry, m.spacing)
         label = int(m.labels[z, y, x])
         name = m.class_name(label) if label else "none"
-        rows = "".join(
-            f"<span style='color:{AXIS_COLOR[self.planes[n].axes[0]]}'>■</span> "
-            f"{PLANE_TITLE[n]} {self.crosshair.index_in(self.planes[n]) + 1} / "
-            f"{self.planes[n].n_slices} · {self.planes[n].position_text(self.crosshair.index_in(self.planes[n]), m.geometry)}<br>"
-            for n in PLANES
-        )
+        rows = ""
+        for n in PLANES:
+            p, i = self.planes[n], self.crosshair.index_in(self.planes[n])
+            rows += (f"<span style='color:{AXIS_COLOR[p.axes[0]]}'>■</span> {PLANE_TITLE[n]} "
+                     f"{i + 1} / {p.n_slices} · {p.position_text(i, m.geometry)}<br>")
         self.info.setText(
             f"<b>CROSSHAIR</b><br><br>{rows}<br>"
             f"voxel x {x}  y {y}  z {z}<br>"

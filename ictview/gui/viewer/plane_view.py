@@ -62,7 +62,8 @@ class ScaleBar(QtWidgets.QWidget):
             p.drawLine(QtCore.QPointF(x, y - 5), QtCore.QPointF(x, y))
         p.setFont(QtGui.QFont(p.font().family(), 9))
         p.drawText(QtCore.QRectF(x0 - 20, 0, self.px + 40, y - 6),
-                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, scale_text(self.mm))
+                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
+                   scale_text(self.mm))
         p.end()
 
 
@@ -362,7 +363,8 @@ class PlaneView(SliceView):
             self.cursor_item.setVisible(False)
 
     def _press(self, ev: QtGui.QMouseEvent) -> None:
-        if self.hu is not None and ev.button() == Qt.MouseButton.LeftButton and not self._space_down:
+        left = ev.button() == Qt.MouseButton.LeftButton
+        if self.hu is not None and left and not self._space_down:
             row, col = self.widget_to_pixel(ev.position())
             ctrl = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
             if ctrl or self.view_tool == "crosshair":
