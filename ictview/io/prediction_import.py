@@ -19,7 +19,10 @@ and flips, no resampling); whatever still differs is a mismatch, reported one li
 naming the file, the exam and what differs. Mismatched files are not imported.
 
 Kinds:
-- probability: floats in [0, 1]. A 3D map is P(hemorrhage); a 4D map (x, y, z, C) holds
+- probability: floats in [0, 1]. nnU-Net's `--save_probabilities` output is used as is:
+  for `<case>.nii.gz` with a `<case>.npz` beside it, P(hemorrhage) = 1 - the npz's
+  background channel, the grid being checked on the .nii.gz (the .pkl is never unpickled).
+  Otherwise: A 3D map is P(hemorrhage); a 4D map (x, y, z, C) holds
   class probabilities with channel 0 background, and P(hemorrhage) = 1 - P(background), the
   same reduction ictview's own inference uses (`training.inference.hemorrhage_probability`).
 - labels: an integer label map (nnU-Net's default output, MONAI's argmax): P = 1 where the
@@ -127,6 +130,24 @@ def _probability(data: np.ndarray, kind: str) -> tuple[np.ndarray | None, str | 
     return np.clip(data, 0.0, 1.0), None
 
 
+def _nnunet_probabilities(npz: Path, shape_zyx) -> tuple[np.ndarray | None, str | None]:
+    """nnU-Net's `--save_probabilities` output: `probabilities` (C, z, y, x), in the array
+    order nnU-Net's SimpleITK reader gives the NIfTI it predicted, i.e. ictview's (z, y, x);
+    channel 0 is background. (The .pkl beside it is never unpickled: the grid is checked on
+    the .nii.gz nnU-Net writes with it.)"""
+    try:
+        with np.load(npz, allow_pickle=False) as f:
+            probs = f["probabilities"]
+    except (OSError, ValueError, KeyError) as e:
+        return None, f"not an nnU-Net probability file ({e.__class__.__name__})"
+    if probs.ndim != 4 or tuple(probs.shape[1:]) != tuple(shape_zyx):
+        return None, f"probabilities of shape {probs.shape} do not fit (C, {shape_zyx})"
+    p = 1.0 - np.asarray(probs[0], np.float32)
+    if not np.isfinite(p).all() or p.min() < -1e-3 or p.max() > 1 + 1e-3:
+        return None, "channel 0 is not a probability map"
+    return np.clip(p, 0.0, 1.0), None
+
+
 def prediction_from(prob_zyx: np.ndarray, attrs: dict) -> arrays.Prediction:
     """Scores as for ictview's own runs with slice_score=max_pixel, exam_score=max."""
     prob = prob_zyx.astype(np.float16)
@@ -180,18 +201,23 @@ def import_predictions(ws: Workspace, run: str, folder: Path, kind: str = "proba
         geometry = ws.read_volume(exam).geometry
         data, affine = _reorient(data, img.affine, geometry.affine_ras())
         problem = _geometry_problem(data.shape, affine, geometry, (e.cols, e.rows, e.n_slices))
-        prob = None
-        if problem is None:
+        prob_zyx, source = None, path
+        npz = path.with_name(_EXT.sub("", path.name) + ".npz")
+        if problem is None and kind == "probability" and npz.is_file():
+            prob_zyx, problem = _nnunet_probabilities(npz, (e.n_slices, e.rows, e.cols))
+            source = npz
+        elif problem is None:
             prob, problem = _probability(data, kind)
+            prob_zyx = None if prob is None else nifti_to_zyx(prob)
         if problem is not None:
-            report.mismatched.append(f"{path}: exam '{exam}': {problem}")
+            report.mismatched.append(f"{source}: exam '{exam}': {problem}")
             continue
         if not created:  # the run exists only once something is in it
             ws.create_run(run, RUN_KIND, config)
             created = True
         ws.write_prediction(run, exam, prediction_from(
-            nifti_to_zyx(prob), {"exam": exam, "source_file": str(path.resolve()),
-                                 "prediction_kind": kind}))
+            prob_zyx, {"exam": exam, "source_file": str(source.resolve()),
+                       "prediction_kind": kind}))
         report.imported.append(exam)
     if progress:
         progress(len(todo), len(todo), "import predictions")

@@ -144,3 +144,25 @@ def test_import_of_nothing_fails_and_creates_no_run(exported, tmp_path, capsys):
     assert main(["import-predictions", str(ws_root), "--run", "baseline", "--from",
                  str(bad)]) != 0
     assert "is a teacher run" in capsys.readouterr().err
+
+
+def test_nnunet_saved_probabilities_are_used_with_the_grid_of_their_nifti(exported, tmp_path):
+    """nnUNetv2_predict --save_probabilities: <case>.nii.gz (labels) + <case>.npz (C, z, y, x)."""
+    ws_root, ds = exported
+    out = tmp_path / "nnunet-prob"
+    truth = _fake_nnunet_output(ws_root, ds, out)
+    expected = {}
+    for exam, labels in truth.items():
+        rng = np.random.default_rng(len(exam))
+        fg = rng.random(labels.shape).astype(np.float32)
+        probs = np.stack([1 - fg, fg * 0.5, fg * 0.5])  # background + two classes
+        np.savez_compressed(out / f"{exam}.npz", probabilities=probs)
+        expected[exam] = fg
+    assert main(["import-predictions", str(ws_root), "--run", "nnunet-prob", "--from",
+                 str(out), "--kind", "probability"]) == 0
+    with Workspace.open(ws_root) as ws:
+        for exam, fg in expected.items():
+            pred = ws.read_prediction("nnunet-prob", exam)
+            np.testing.assert_allclose(pred.prob, fg, atol=1e-3)
+            np.testing.assert_allclose(pred.slice_scores, fg.reshape(len(fg), -1).max(1),
+                                       atol=1e-3)
