@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_import_predictions_parser(sub)
 
+    from ictview.study.next_cli import add_next_parser
+
+    add_next_parser(sub)
+
     for name, child in sub.choices.items():  # -v / --log-file after the command too
         add_common_options(child, "ictview", top=False)
     return parser
@@ -389,6 +393,12 @@ def cmd_relocate(args) -> int:
     return run(args)
 
 
+def cmd_next(args) -> int:
+    from ictview.study.next_cli import cmd_next as run
+
+    return run(args)
+
+
 def cmd_pacs(args) -> int:
     from ictview.pacs.cli import cmd_pacs as run
 
@@ -397,7 +407,8 @@ def cmd_pacs(args) -> int:
 
 COMMANDS = {"pacs": cmd_pacs, "retest": cmd_retest, "open": cmd_open, "synth": cmd_synth, "import": cmd_import, "info": cmd_info, "demo": cmd_demo,
             "export": cmd_export, "bench": cmd_bench, "relocate": cmd_relocate,
-            "check": cmd_check, "import-predictions": cmd_import_predictions}
+            "check": cmd_check, "import-predictions": cmd_import_predictions,
+            "next": cmd_next}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -238,3 +238,17 @@ def test_each_listing_leaves_hidden_items_out(blinded, listing):
         assert LISTINGS[listing](ws, exams) == set()
     with Workspace.open(root, login="kim") as ws:
         assert LISTINGS[listing](ws, exams)
+
+
+def test_the_active_learning_queue_never_serves_a_study_exam(blinded):
+    """`ictview next` (ictview/study/active_learning.py) reads predictions through the
+    guard and serves no exam of an unfinished study, to the administrator either."""
+    from ictview.study.active_learning import next_exams
+
+    root, exams = blinded
+    for login in ("someone", "kim"):
+        with Workspace.open(root, login=login) as ws:
+            for strategy in ("uncertainty", "random"):
+                q = next_exams(ws, "r", strategy, roles=("test",), n=100)
+                assert not set(exams) & {s.exam for s in q.served}
+                assert q.excluded["in_unfinished_study"] == len(exams)
