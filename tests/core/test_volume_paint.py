@@ -155,3 +155,19 @@ def test_journal_replays_strokes_from_any_plane(small_ws):
         assert (m.labels[1:4] == 5).any()  # the interpolated slices
     finally:
         m.close()
+
+
+def test_hu_limited_brush_in_the_sagittal_plane_keeps_to_the_range():
+    hu, ball = _blob_volume()
+    m = AnnotationModel(hu, spacing=(5.0, 0.5, 0.5))
+    m.label_value = 4
+    m.hu_limited = True
+    m.hu_range = (40, 90)
+    m.brush_radius_mm = 8.0  # wider than the ball's section: the brain around is refused
+    m.paint_to(4, 16, 16, plane=SAGITTAL)
+    m.end_stroke()
+    painted = m.labels == 4
+    assert painted.any() and set(np.argwhere(painted)[:, 2]) == {16}
+    assert (hu[painted] >= 40).all() and np.array_equal(painted[:, :, 16], ball[:, :, 16] & (
+        (np.arange(9)[:, None] - 4) ** 2 / (8 / 5) ** 2 + (np.arange(32)[None, :] - 16) ** 2
+        / 16 ** 2 <= 1))

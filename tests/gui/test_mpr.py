@@ -263,3 +263,22 @@ def test_large_exam_paints_its_first_slice_before_it_is_loaded_and_is_cached(win
     qtbot.waitUntil(lambda: win.model is not None and win.model.exam == "ATL-0001", timeout=10000)
     assert cache.hits > hits  # opened before in this session: not read again
     assert not win.model.hu.flags.writeable  # a cached CT is shared: nothing may edit it
+
+
+def test_polygon_in_the_coronal_view_fills_the_right_voxels(mpr):
+    ax, cor, sag = _views(mpr)
+    m = mpr.model
+    z = ax.z
+    r, c = brain_pixel(m.hu, z)
+    mpr.viewer.set_crosshair((z, r, c))
+    nz = m.hu.shape[0]
+    top, bottom = nz - 1 - (z + 1), nz - 1 - (z - 1)  # display rows of slices z+1 .. z-1
+    QTest.keyClick(mpr, Qt.Key.Key_P)
+    m.label_value = 5
+    for row, col in ((top, c - 5), (top, c + 5), (bottom, c + 5), (bottom, c - 5)):
+        click(cor, row, col)
+    QTest.keyClick(cor.canvas, Qt.Key.Key_Return)
+    painted = np.argwhere(m.labels == 5)
+    assert set(painted[:, 1]) == {r}  # the coronal slice y = r
+    assert set(painted[:, 0]) == {z - 1, z, z + 1}  # head-top-up rows mapped back to slices
+    assert set(painted[:, 2]) == set(range(c - 5, c + 6)) and len(m.history) == 1
