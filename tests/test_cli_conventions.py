@@ -137,6 +137,17 @@ def test_synth_overwrite_flag(tmp_path, capsys):
                                       "--overwrite"]).overwrite
 
 
+@pytest.mark.slow
+def test_synth_overwrite_replaces_an_earlier_output(tmp_path, capsys):
+    out = tmp_path / "s"
+    (out / "atlantis").mkdir(parents=True)
+    (out / "atlantis" / "stale.dcm").write_bytes(b"old")
+    (out / "manifest.json").write_text(json.dumps({"generator": "ictview-synth"}))
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--overwrite"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["preset"] == "tiny" and not (out / "atlantis" / "stale.dcm").exists()
+
+
 def test_relative_import_then_seg_export_and_relocate(synth_tiny, tmp_path, capsys):
     """The README's relative-path imports: the source is stored resolved, so SEG export works
     from another folder; after the data move, `relocate` makes it work again."""
