@@ -90,9 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", type=Path, default=Path("demo-workspace"))
     p.add_argument("--preset", choices=PRESETS, default="demo")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-gui", action="store_true", help="print the workspace summary only")
+    p.add_argument("--no-gui", action="store_true",
+                   help="print the workspace summary only (with --train: train, then exit)")
     p.add_argument("--screenshot", type=Path, metavar="PNG",
                    help="render the app offscreen with the demo loaded to PNG and exit")
+    t = p.add_mutually_exclusive_group()
+    t.add_argument("--train", action="store_true",
+                   help="train the demo's models (a small baseline and SS, about 3-10 min on "
+                        "2 CPU cores): with a window, in the background (the default there); "
+                        "with --no-gui or --screenshot, in the foreground first")
+    t.add_argument("--no-train", action="store_true",
+                   help="open the window without training the demo's models")
     _add_json_progress(p)
 
     p = sub.add_parser(
@@ -295,16 +303,36 @@ def cmd_demo(args) -> int:
         import_synthetic(ws, source, lambda s: _progress(f"import {s}", args))
         summary = ws.summary()
     print(format_summary(summary))
+    screenshot = args.screenshot
+    if not args.no_gui and screenshot is None and _no_display():
+        screenshot = args.workspace / "demo-screenshot.png"
+        print(f"no display here: rendering the app offscreen to {screenshot} instead",
+              file=sys.stderr)
+    window = not args.no_gui and screenshot is None
+    if args.train and not window:  # no window to watch it in: train here, then go on
+        rc = _train_demo(args.workspace)
+        if rc != 0 or args.no_gui:
+            return rc
+    elif not window and not args.train:
+        print("demo models: not trained (ictview demo --no-gui --train trains a baseline and "
+              "SS, about 3-10 min on 2 CPU cores)", file=sys.stderr)
     if args.no_gui:
         return 0
     from ictview.gui.launch import run_gui
 
-    screenshot = args.screenshot
-    if screenshot is None and _no_display():
-        screenshot = args.workspace / "demo-screenshot.png"
-        print(f"no display here: rendering the app offscreen to {screenshot} instead",
-              file=sys.stderr)
-    return run_gui(args.workspace, screenshot=screenshot)
+    return run_gui(args.workspace, screenshot=screenshot,
+                   demo_training=window and not args.no_train)
+
+
+def _train_demo(workspace: Path) -> int:
+    """The demo's models in the foreground (ictview.study.demo_training), then how to see them."""
+    from ictview.study.demo_training import run_foreground
+
+    rc = run_foreground(workspace)
+    if rc == 0:
+        print(f"demo models ready: ictview open {workspace} (Review menu), or offscreen "
+              f"ictview open {workspace} --view review --screenshot review.png", file=sys.stderr)
+    return rc
 
 
 def _no_display() -> bool:

@@ -18,9 +18,11 @@ DEMO_RATER = "demo-rater"
 
 
 def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | None = None,
-            view: str | None = None, layout: str = "axial") -> int:
+            view: str | None = None, layout: str = "axial",
+            demo_training: bool = False) -> int:
     """`view`: also open one of the panels (training, ranker, review, compare, dashboard);
-    `layout`: axial, mpr (1x3) or mpr-2x2."""
+    `layout`: axial, mpr (1x3) or mpr-2x2. `demo_training`: once the window is up, train
+    the demo's models in the background (gui/demo_driver.py; not with a screenshot)."""
     if screenshot is not None:
         from ictview.gui.app import use_offscreen_platform
 
@@ -69,6 +71,13 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
         win.show()
         if view is not None and win.ws is not None:
             win.panels.open(view)
+        if demo_training and win.ws is not None:
+            from PySide6 import QtCore
+
+            from ictview.gui.demo_driver import DemoTraining
+
+            win.demo_training = DemoTraining(win)  # kept: it lives as long as the window
+            QtCore.QTimer.singleShot(0, win.demo_training.start)  # once the window is painted
         return app.exec()
     except IctviewError as e:
         print(f"ictview: {e}", file=sys.stderr)

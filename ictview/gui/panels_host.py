@@ -107,7 +107,10 @@ class PanelsHost(QtCore.QObject):
         if key == "training":
             from ictview.gui.training_panel import TrainingPanel
 
-            return TrainingPanel(root, headless=headless)
+            panel = TrainingPanel(root, headless=headless)
+            # a finished command may have made predictions: the open views show them
+            panel.job_finished.connect(lambda *_: self.refresh_views())
+            return panel
         if key == "ranker":
             from ictview.gui.ranker_panel import RankerPanel
 
@@ -123,6 +126,21 @@ class PanelsHost(QtCore.QObject):
         from ictview.gui.dashboard import Dashboard
 
         return Dashboard(root, headless=headless)
+
+    def refresh_views(self) -> None:
+        """Reload the runs of the open ranker / review / compare / dashboard windows, keeping
+        what each shows (a new run appears in its lists; an empty view fills in)."""
+        for key, w in list(self.windows.items()):
+            p = w.panel
+            if key in ("ranker", "review"):
+                p.load_runs(prefer=p.run)
+            elif key == "compare":
+                same = p.run_a == p.run_b  # shown while only one run existed: let b move on
+                p.load_runs(p.run_a, "" if same else p.run_b)
+            elif key == "dashboard" and not p.busy():
+                p.load_runs()
+                if p.selected_runs():
+                    p.compute()
 
     def close(self, key: str, policy: str = "stop") -> None:
         w = self.windows.pop(key, None)
