@@ -54,6 +54,9 @@ def cmd_export(args) -> int:
     if args.format not in FORMATS:
         raise IctviewError(f"unknown export format '{args.format}'")
     if args.format in DATASET_FORMATS:
+        if getattr(args, "deidentify", False):  # never a silently identified export
+            raise IctviewError(f"--deidentify works with --format nifti or dicom-seg, not "
+                               f"{args.format}")
         return _export_dataset(args)
     with Workspace.open(args.workspace) as ws:
         progress = make_progress("export", args.json_progress)

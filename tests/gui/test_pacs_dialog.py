@@ -83,3 +83,25 @@ def test_server_down_is_one_red_line(qtbot, tmp_path):
     assert "cannot connect" in d.status.text() and "\n" not in d.status.text()
     assert "e07a6a" in d.status.styleSheet() and d.table.rowCount() == 0
     assert local_orthanc.PASSWORD not in d.status.text()
+
+
+def test_cancel_keeps_the_workspace_as_it_was_and_the_next_retrieve_finishes(
+        server, qtbot, tmp_path):
+    d = _dialog(qtbot, tmp_path / "ws", server.dicomweb_url, sites={"atl": "labeled"})
+    d.query_button.click()
+    _wait(qtbot, d)
+    row = next(r for r in range(d.table.rowCount()) if d.table.item(r, 1).text() == "ATL-0004")
+    d.table.selectRow(row)
+    d.site.setCurrentText("atl")
+    d.retrieve_button.click()
+    assert d.cancel_button.isEnabled() and not d.retrieve_button.isEnabled()
+    d.cancel_button.click()  # before the first instance can have arrived
+    _wait(qtbot, d)
+    assert d.status.text().startswith("cancelled:") and "run the same pull again" in \
+        d.status.text()
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.exams() == []
+    with qtbot.waitSignal(d.imported, timeout=60_000):
+        d.retrieve_button.click()
+    _wait(qtbot, d)
+    assert d.status.text().startswith("Imported 1 exam")

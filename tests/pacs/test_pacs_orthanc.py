@@ -162,6 +162,16 @@ def test_export_deidentify_writes_anonymous_files(tiny_workspace_copy, tmp_path)
     ds = pydicom.dcmread(path)
     assert "CQ500" not in repr(ds) and ds.PatientIdentityRemoved == "YES"
     assert ds.StudyDate != "" and ds.LongitudinalTemporalInformationModified == "MODIFIED"
+    nifti = tmp_path / "nifti"
+    assert main(["export", str(tiny_workspace_copy), "--labelset", "reference", "--format",
+                 "nifti", "--out", str(nifti), "--exam", "CQ500-CT-2", "--deidentify"]) == 0
+    names = sorted(p.name for p in nifti.iterdir())
+    assert any(n.startswith("ANON-") and n.endswith(".nii.gz") for n in names)
+    assert not any("CQ500" in n for n in names)
+    # a format it cannot de-identify is refused, never written identified
+    assert main(["export", str(tiny_workspace_copy), "--labelset", "reference", "--format",
+                 "nnunet", "--out", str(tmp_path / "nn"), "--deidentify"]) == 2
+    assert not (tmp_path / "nn").exists()
 
 
 # ---- failures: one line, nothing changed ------------------------------------------------
