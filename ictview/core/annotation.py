@@ -507,6 +507,85 @@ class AnnotationModel:
                                                  spacing=self.spacing)
         return self._single_step(diffs, "interpolate")
 
+    # ---- start from a model (ictview/core/proposal.py) ----
+
+    proposal_components: np.ndarray | None = None  # int32 (z, y, x) 1..n, 0 outside
+    proposal_labels: np.ndarray | None = None  # the labels right after the proposal
+    proposal_run: str = ""
+    proposal_revision = 0  # the journal revision of the proposal step
+
+    def apply_proposal(self, components: np.ndarray, run: str = "") -> Stroke | None:
+        """Write a model's proposal (component map, 1..n) as unclassified hemorrhage (255)
+        on unlabelled voxels: its own undo step. Components then get a subtype with
+        `classify_component`."""
+        if self.read_only:
+            return None
+        if components.shape != self.labels.shape:
+            raise ValueError(f"proposal shape {components.shape} != labels {self.labels.shape}")
+        from ictview.core.proposal import UNCLASSIFIED
+
+        region = (components > 0) & (self.labels == 0)
+        if self.history.in_stroke:
+            self.end_stroke()
+        stroke = self._single_step(
+            volume_paint._write_volume(self.labels, region, UNCLASSIFIED, protect=(),
+                                       erase=False), "proposal")
+        self.proposal_components = components
+        self.proposal_labels = self.labels.copy()
+        self.proposal_run = run
+        self.proposal_revision = self.revision
+        if self._saver is not None:  # each save from now on records the edit effort
+            self._saver.effort_base = (self.proposal_labels.copy(), self.revision)
+        return stroke
+
+    def component_at(self, z: int, y: int, x: int) -> int:
+        """The proposal component under voxel (z, y, x) (0: none)."""
+        c = self.proposal_components
+        if c is None:
+            return 0
+        z, y, x = (int(round(v)) for v in (z, y, x))
+        if not (0 <= z < c.shape[0] and 0 <= y < c.shape[1] and 0 <= x < c.shape[2]):
+            return 0
+        return int(c[z, y, x])
+
+    def classify_component(self, z: int, y: int, x: int,
+                           value: int | None = None) -> Stroke | None:
+        """One click: the proposal component under (z, y, x) takes class `value` (default
+        the current class) on its voxels still unclassified or of another class, never
+        on a locked class. One undo step; None when no component is there."""
+        if self.read_only:
+            return None
+        comp = self.component_at(z, y, x)
+        if not comp:
+            return None
+        value = self.label_value if value is None else _check_class(value)
+        region = self.proposal_components == comp
+        region &= self.labels != 0  # what the rater erased stays erased
+        for locked in self.locked_classes:
+            region &= self.labels != locked
+        return self._single_step(
+            volume_paint._write_volume(self.labels, region, value, protect=(), erase=False),
+            "classify")
+
+    def cycle_class(self, step: int = 1) -> int:
+        """The next label class (a key cycles 1..5 while classifying components)."""
+        i = CLASS_VALUES.index(self.label_value)
+        self.label_value = CLASS_VALUES[(i + step) % len(CLASS_VALUES)]
+        return self.label_value
+
+    def edit_effort(self) -> dict | None:
+        """Edit effort against the proposal now (ictview/core/proposal.py), or None when
+        this exam was not started from a model: Dice, voxels added/removed per class,
+        strokes after the proposal, seconds on task."""
+        if self.proposal_labels is None:
+            return None
+        from ictview.core.proposal import edit_effort
+
+        out = edit_effort(self.proposal_labels, self.labels)
+        out.update(run=self.proposal_run, strokes=self.revision - self.proposal_revision,
+                   seconds=self.seconds_on_task)
+        return out
+
     def _single_step(self, diffs: list[paint.SliceDiff], kind: str) -> Stroke | None:
         if self.history.in_stroke:
             self.end_stroke()

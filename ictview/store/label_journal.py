@@ -405,6 +405,9 @@ class LabelSaver:
         self._pending = 0
         self._stop = False
         self._seconds_carry = 0.0  # time of failed saves, retried with the next one
+        # started from a model: (the labels right after the proposal, its revision); each
+        # save then records the edit effort against it (ictview/core/proposal.py)
+        self.effort_base: tuple[np.ndarray, int] | None = None
         self._thread = threading.Thread(target=self._run, name=f"label-saver-{exam}", daemon=True)
         self._thread.start()
 
@@ -455,6 +458,7 @@ class LabelSaver:
                         ws = Workspace.open(self.ws_root)  # sqlite: one connection per thread
                     ws.save_labels(self.labelset, self.exam, self._shadow, self.rater, seconds)
                     self._seconds_carry = 0.0
+                    self._record_effort(ws, seq)
                     self.journal.discard_through(seq)
                     self.saved_seq = seq
                     self.error = None
@@ -474,6 +478,17 @@ class LabelSaver:
         finally:
             if ws is not None:
                 ws.close()
+
+
+    def _record_effort(self, ws: Workspace, seq: int) -> None:
+        base = self.effort_base
+        if base is None:
+            return
+        from ictview.core.proposal import edit_effort
+
+        effort = edit_effort(base[0], self._shadow)
+        effort["strokes"] = max(seq - base[1], 0)
+        ws.record_effort(self.labelset, self.exam, effort)
 
 
 def journal_path(ws: Workspace, labelset: str, exam: str) -> Path:

@@ -12,7 +12,7 @@ from typing import Callable, Union
 
 from ictview.store.audit import migrate_to_chain
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Step = Union[str, Callable]
 
@@ -190,4 +190,27 @@ _V4: list[Step] = [
     """INSERT INTO retest_admins(study_id, login) SELECT id, created_by FROM retest_studies""",
 ]
 
-MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# v5: model-assisted labelling (issue 16). One row per labelset and exam started from a
+# model's proposal: how the proposal was made (run, its pixel threshold, minimum component
+# size: enough to recompute it) and, updated on each save, the edit effort against it
+# (Dice, voxels added / removed per class as JSON {code: n}, steps, seconds on task).
+_V5: list[Step] = [
+    """CREATE TABLE label_effort (
+        labelset TEXT NOT NULL,
+        exam_id INTEGER NOT NULL REFERENCES exams(id) ON DELETE CASCADE,
+        run TEXT NOT NULL,
+        threshold REAL NOT NULL,
+        min_voxels INTEGER NOT NULL,
+        proposal_voxels INTEGER NOT NULL,
+        dice REAL,
+        added TEXT NOT NULL DEFAULT '{}',
+        removed TEXT NOT NULL DEFAULT '{}',
+        changed INTEGER NOT NULL DEFAULT 0,
+        strokes INTEGER NOT NULL DEFAULT 0,
+        seconds REAL NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        saved_at TEXT,
+        PRIMARY KEY (labelset, exam_id))""",
+]
+
+MIGRATIONS: dict[int, list[Step]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}

@@ -527,6 +527,56 @@ class Workspace:
         """Exams with a label file in `labelset` that this login may read."""
         return self.guard.labelset_exams(labelset)[0]
 
+    # ---- edit effort of exams started from a model (issue 16) -----------------------------
+
+    def start_effort(self, labelset: str, exam: str, run: str, threshold: float,
+                     min_voxels: int, proposal_voxels: int, by: str) -> None:
+        """Record that `exam` in `labelset` starts from `run`'s proposal."""
+        e = self.exam(exam)
+        now = utc_now()
+        with transaction(self.con) as con:
+            con.execute(
+                """INSERT OR REPLACE INTO label_effort(labelset, exam_id, run, threshold,
+                       min_voxels, proposal_voxels, dice, started_at)
+                   VALUES (?,?,?,?,?,?,1.0,?)""",
+                (labelset, e.id, run, float(threshold), int(min_voxels), int(proposal_voxels),
+                 now))
+            self._audit(con, by, "start_from_model", exam,
+                        json.dumps({"labelset": labelset, "run": run,
+                                    "threshold": float(threshold)}, sort_keys=True))
+
+    def record_effort(self, labelset: str, exam: str, effort: dict) -> None:
+        """After a save: the edit effort against the proposal (Dice, voxels added/removed
+        per class, steps); seconds on task are the label file's."""
+        e = self.exam(exam)
+        with transaction(self.con) as con:
+            row = con.execute("SELECT seconds_on_task FROM label_files "
+                              "WHERE labelset=? AND exam_id=?", (labelset, e.id)).fetchone()
+            con.execute(
+                """UPDATE label_effort SET dice=?, added=?, removed=?, changed=?, strokes=?,
+                       seconds=?, saved_at=? WHERE labelset=? AND exam_id=?""",
+                (float(effort["dice"]), json.dumps(effort["added"], sort_keys=True),
+                 json.dumps(effort["removed"], sort_keys=True), int(effort["changed"]),
+                 int(effort["strokes"]), float(row[0]) if row else 0.0, utc_now(),
+                 labelset, e.id))
+
+    def effort(self, labelset: str | None = None) -> list[dict]:
+        """Edit-effort rows this login may read (an effort row describes labels: the
+        read guard decides, per labelset and exam)."""
+        sql = """SELECT f.*, e.name AS exam FROM label_effort f JOIN exams e ON e.id = f.exam_id"""
+        args: tuple = ()
+        if labelset is not None:
+            sql, args = sql + " WHERE f.labelset=?", (labelset,)
+        studies = self.guard.studies()
+        out = []
+        for r in self.con.execute(sql + " ORDER BY e.name", args):
+            if self.guard.why_not_labels(r["labelset"], r["exam"], studies):
+                continue
+            d = dict(r)
+            d["added"], d["removed"] = json.loads(d["added"]), json.loads(d["removed"])
+            out.append(d)
+        return out
+
     # ---- runs and audit -------------------------------------------------------------------
 
     def runs(self) -> list[dict]:

@@ -31,7 +31,7 @@ STORE = {"ictview/store/workspace.py", "ictview/store/arrays.py", "ictview/store
 # scanned for damage; no label or prediction value is decoded or shown
 INTEGRITY = {"ictview/store/check.py", "ictview/store/bench_checksum.py"}
 LOW_LEVEL_READS = {"read_labels", "read_prediction"}  # arrays.* (Workspace has guarded ones)
-LABEL_TABLES = ("label_files", "image_labels", "exam_reads")
+LABEL_TABLES = ("label_files", "image_labels", "exam_reads", "label_effort")
 # SQL on the label tables outside the store, each with why it reveals no label
 SQL_ALLOWED = {
     # seconds on task of the labelset being opened, after the guard allowed it
@@ -166,6 +166,7 @@ def blinded(tiny_workspace_copy):
             ws.write_prediction("r", e, Prediction(prob, prob.max((1, 2)).astype(np.float32),
                                                    0.5))
             ws.save_labels("reference", e, np.ones(prob.shape, np.uint8), "import")
+            ws.start_effort("reference", e, "r", 0.5, 10, 1, "kim")
     return tiny_workspace_copy, exams
 
 
@@ -182,11 +183,14 @@ READERS = {
     "export": lambda ws, e: _export(ws, e),
     "run_review.reference_mask": lambda ws, e: _run_review(ws, e),
     "run_review.load_probability": lambda ws, e: _run_review(ws, e, "load_probability"),
+    "model_start.propose": lambda ws, e: __import__(
+        "ictview.study.model_start", fromlist=["x"]).propose(ws, "r", e),
 }
 LISTINGS = {
     "labelset_exams": lambda ws, exams: set(exams) & set(ws.labelset_exams("reference")),
     "predicted_exams": lambda ws, exams: set(exams) & set(ws.predicted_exams("r")),
     "label_status": lambda ws, exams: set(exams) & set(ws.label_status("reference")),
+    "effort": lambda ws, exams: set(exams) & {r["exam"] for r in ws.effort()},
     "labelsets": lambda ws, exams: {ls["name"] for ls in ws.labelsets()} & {"retest-s-1"},
     "run_review.exam_rows": lambda ws, exams: set(exams) & {
         r.exam for r in __import__("ictview.study.run_review", fromlist=["x"]).exam_rows(
