@@ -78,6 +78,24 @@ def audit_washouts(ws: Workspace, study: str) -> dict[int, dict]:
     return out
 
 
+def clock_reversals(ws: Workspace, since_id: int = 0, tolerance_s: float = 60.0) -> list[dict]:
+    """Audit rows (from row `since_id` on) written at a time earlier than an earlier row's,
+    by more than `tolerance_s`: the clock was moved back at some point, so a washout
+    measured across it may have been faked by moving the clock ahead first."""
+    out, latest = [], None
+    for r in ws.con.execute("SELECT id, at, action FROM audit_log WHERE id >= ? ORDER BY id",
+                            (since_id,)):
+        try:
+            at = parse_time(r["at"])
+        except IctviewError:
+            continue
+        if latest is not None and (latest - at).total_seconds() > tolerance_s:
+            out.append({"id": r["id"], "at": r["at"], "action": r["action"],
+                        "back_by_days": round((latest - at).total_seconds() / 86400, 4)})
+        latest = at if latest is None or at > latest else latest
+    return out
+
+
 def study_repetitions(ws: Workspace, study: str) -> list[Repetition]:
     """The study's started sessions, each with the exams it marked done."""
     st = load_study(ws, study)
@@ -199,6 +217,19 @@ def analyze(
                          f"{_days(s.get('washout_audit_days'))}, shorter than the planned "
                          f"{s['washout_planned_days']:g} days")  # fmt: skip
 
+    reversals = []
+    if study:
+        first = ws.con.execute(
+            """SELECT MIN(id) FROM audit_log WHERE action='retest_plan' AND
+               CASE WHEN json_valid(detail) THEN json_extract(detail, '$.study') END = ?""",
+            (study,)).fetchone()[0] or 0
+        reversals = clock_reversals(ws, first)
+        if reversals:
+            worst = max(reversals, key=lambda x: x["back_by_days"])
+            notes.append(f"the audit log's times go back {len(reversals)} time(s) during the "
+                         f"study (at most {worst['back_by_days']:.2f} days, at row {worst['id']}, "
+                         f"{worst['action']}): the clock was moved, so the washouts above may "
+                         "not be real")  # fmt: skip
     names = [rep.labelset for rep in reps]
     plan = {e: list(names) for e in exams}
     sets, unions = _pixel_sets(ws, plan, runs, None, "test-retest exams", agreement=names)
@@ -227,6 +258,7 @@ def analyze(
         "agreement": {"pairs": [a.to_dict() for a in agreement], "per_exam": per_exam},
         "settings": {"n_boot": n_boot, "seed": seed},
         "notes": notes,
+        "clock_reversals": reversals,
     }
     if runs:
         thresholds, record = _dice_thresholds(

@@ -65,7 +65,7 @@ def last_event_time(con, study: str) -> datetime | None:
     """The time of the study's last audited event (its timeline: `retest_*` rows)."""
     row = con.execute(
         r"""SELECT MAX(at) FROM audit_log WHERE action LIKE 'retest\_%' ESCAPE '\'
-            AND json_valid(detail) AND json_extract(detail, '$.study') = ?""",
+            AND CASE WHEN json_valid(detail) THEN json_extract(detail, '$.study') END = ?""",
         (study,),
     ).fetchone()
     return parse_time(row[0]) if row and row[0] else None

@@ -228,3 +228,29 @@ def test_a_clock_moved_ahead_starts_repetition_2_but_the_audit_shows_it(ws, admi
         s2.open_exam()
     reps = study_repetitions(admin_ws, "s")
     assert reps[1].session["washout_audit_days"] == pytest.approx(8.0)
+
+
+def test_a_clock_kept_ahead_shows_in_the_analysis(ws, admin_ws):
+    """With the system clock (audit rows of saves use it too): the rater moves the clock 8
+    days ahead for repetition 2 and back afterwards; the next ordinary row is earlier than
+    the study's last rows, and `retest analyze` says the washouts may not be real."""
+    from datetime import datetime, timezone
+
+    from ictview.study.clock import FixedClock
+    from ictview.study.retest_analysis import analyze, clock_reversals
+
+    real = FixedClock(datetime.now(timezone.utc))
+    exams = tuple(e.name for e in admin_ws.exams(role="test"))[:2]
+    plan_study(admin_ws, "k", RATER, ExamSelection(exams=exams), seed=1, clock=real,
+               admins=(ADMIN,), rater_login=RATER_LOGIN)
+    for k in (1, 2):
+        s = RetestSession.start(ws, "k", RATER, clock=real)
+        while s.current():
+            s.mark_done()
+        s.finish()
+        real.advance(days=8)  # repetition 2 runs 8 days "ahead" of the real time
+    admin_ws.audit(ADMIN, "note", None, "any row written at the real time")
+    back = clock_reversals(admin_ws)
+    assert back and back[-1]["action"] == "note" and back[-1]["back_by_days"] > 7
+    doc = analyze(admin_ws, study="k")
+    assert doc["clock_reversals"] and any("the clock was moved" in n for n in doc["notes"])
