@@ -67,6 +67,30 @@ class ScaleBar(QtWidgets.QWidget):
         p.end()
 
 
+class _LinkLine(QtWidgets.QWidget):
+    """One line of the linked crosshair (opaque, so moving it repaints only what it left)."""
+
+    def __init__(self, parent: QtWidgets.QWidget):
+        super().__init__(parent)
+        self.value_ = 0.0  # its position in view coordinates (tests read it)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.color = QtGui.QColor("#ffffff")
+        self.hide()
+
+    def set_color(self, color: str) -> None:
+        self.color = QtGui.QColor(color)  # painted, not a palette: the app style sheet wins those
+        self.update()
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        p = QtGui.QPainter(self)
+        p.fillRect(self.rect(), self.color)
+        p.end()
+
+    def value(self) -> float:
+        return self.value_
+
+
 class PlaneView(SliceView):
     crosshair_set = QtCore.Signal(int, float, float)  # index, row, col: the linked point
     measured = QtCore.Signal(object)  # a finished Measurement
@@ -84,12 +108,9 @@ class PlaneView(SliceView):
         self._crosshair_drag = False
         super().__init__(parent)
         # the linked crosshair: rows show the plane of the row axis, columns the column axis
-        self.link_h = pg.InfiniteLine(angle=0, movable=False)
-        self.link_v = pg.InfiniteLine(angle=90, movable=False)
-        for line in (self.link_h, self.link_v):
-            line.setZValue(22)
-            line.setVisible(False)
-            self.vb.addItem(line, ignoreBounds=True)
+        vp = self.canvas.viewport()
+        self.link_h, self.link_v = _LinkLine(vp), _LinkLine(vp)
+        self._link_point: tuple[float, float] | None = None
         self.draft_item = pg.PlotCurveItem(pen=pg.mkPen(MEASURE_COLOR, width=1.5))
         self.draft_item.setZValue(26)
         self.vb.addItem(self.draft_item, ignoreBounds=True)
@@ -115,9 +136,7 @@ class PlaneView(SliceView):
     def set_plane_colors(self) -> None:
         axes = (0, 1, 2) if self.plane is None else self.plane.axes
         for line, axis in ((self.link_h, axes[1]), (self.link_v, axes[2])):
-            pen = pg.mkPen(QtGui.QColor(AXIS_COLOR[axis]), width=1)
-            pen.setCosmetic(True)
-            line.setPen(pen)
+            line.set_color(AXIS_COLOR[axis])
 
     @property
     def n_slices(self) -> int:
@@ -255,8 +274,8 @@ class PlaneView(SliceView):
 
     def clear(self) -> None:
         super().clear()
-        self.link_h.setVisible(False)
-        self.link_v.setVisible(False)
+        self._link_point = None
+        self._place_links()
         self.hu_label.hide()
         self.scale.set_scale(0.0)
         self.cancel_measure()
@@ -290,6 +309,7 @@ class PlaneView(SliceView):
 
     def _update_scale(self, *_) -> None:
         self.hu_label.hide()  # zoom, pan or resize: the readout's place is stale
+        self._place_links()
         if self.hu is None or self.plane is None:
             return
         units_per_px = self.vb.viewPixelSize()[0]  # image columns per screen pixel
@@ -299,6 +319,7 @@ class PlaneView(SliceView):
         super()._place_overlays()
         if not hasattr(self, "scale"):
             return
+        self._place_links()
         w, h = self.canvas.width(), self.canvas.height()
         c = self._corners
         br = c["br"]
@@ -319,14 +340,26 @@ class PlaneView(SliceView):
 
     def set_linked_point(self, row: float | None, col: float | None = None) -> None:
         """Draw the linked crosshair through display pixel (row, col); None hides it."""
-        if row is None or self.hu is None:
-            self.link_h.setVisible(False)
-            self.link_v.setVisible(False)
+        self._link_point = None if (row is None or self.hu is None) else (row, col)
+        self._place_links()
+
+    def _place_links(self) -> None:
+        """The crosshair lines are 1-pixel opaque widgets over the viewport, not scene items:
+        moving one repaints only the strip it leaves, where a scene line would repaint
+        both strips through the scaled CT (measured: 0.1 vs 8-12 ms a move)."""
+        if self._link_point is None:
+            self.link_h.hide()
+            self.link_v.hide()
             return
-        self.link_h.setPos((row + 0.5) * self._y_scale)
-        self.link_v.setPos(col + 0.5)
-        self.link_h.setVisible(True)
-        self.link_v.setVisible(True)
+        row, col = self._link_point
+        self.link_h.value_, self.link_v.value_ = (row + 0.5) * self._y_scale, col + 0.5
+        p = self.canvas.mapFromScene(
+            self.vb.mapViewToScene(QtCore.QPointF(self.link_v.value_, self.link_h.value_)))
+        vp = self.canvas.viewport()
+        self.link_h.setGeometry(0, p.y(), vp.width(), 1)
+        self.link_v.setGeometry(p.x(), 0, 1, vp.height())
+        self.link_h.show()
+        self.link_v.show()
 
     def _track_cursor(self, row: float, col: float) -> None:
         super()._track_cursor(row, col)
