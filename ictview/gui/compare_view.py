@@ -285,7 +285,13 @@ class CompareView(QtWidgets.QWidget):
         t.setSortingEnabled(True)
         t.sortByColumn(4, Qt.SortOrder.DescendingOrder)
         t.blockSignals(False)
-        self.count.setText(f"{len(self.rows)} exams")
+        # blinding is said, not silent: the exams of an unfinished test-retest study
+        hidden = {e for r in [self.run_a, self.run_b] if r for e in self.ws.guard.hidden_predictions(r)}
+        blinded = f" · {len(hidden)} blinded" if hidden else ""
+        self.count.setText(f"{len(self.rows)} exams{blinded}")
+        self.count.setToolTip(f"{len(hidden)} exam(s) of an unfinished test-retest study are "
+                              "hidden from your login until the study is finished"
+                              if hidden else "")
         self._select_current()
 
     def _select_current(self) -> None:

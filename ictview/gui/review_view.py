@@ -299,7 +299,13 @@ class ReviewView(QtWidgets.QWidget):
         t.setSortingEnabled(True)
         t.sortByColumn(3, Qt.SortOrder.DescendingOrder)
         t.blockSignals(False)
-        self.count.setText(f"{len(rows)} exams")
+        # blinding is said, not silent: the exams of an unfinished test-retest study
+        hidden = {e for r in [self.run] if r for e in self.ws.guard.hidden_predictions(r)}
+        blinded = f" · {len(hidden)} blinded" if hidden else ""
+        self.count.setText(f"{len(rows)} exams{blinded}")
+        self.count.setToolTip(f"{len(hidden)} exam(s) of an unfinished test-retest study are "
+                              "hidden from your login until the study is finished"
+                              if hidden else "")
         self._select_current()
 
     def _select_current(self) -> None:

@@ -224,6 +224,13 @@ class ReadGuard:
         studies = self.studies()
         return [e for e in exams if not self.why_not_prediction(run, e, studies)]
 
+    def hidden_predictions(self, run: str) -> list[str]:
+        """Exams of `run` with a prediction this login may not see (for a view to say
+        how many it leaves out, rather than leaving them out silently)."""
+        have = sorted(p.stem for p in (self.ws.root / "predictions" / run).glob("*.h5"))
+        studies = self.studies()
+        return [e for e in have if self.why_not_prediction(run, e, studies)]
+
     def visible_labelset(self, labelset: str, studies: list[StudyFacts] | None = None) -> bool:
         # (why_hidden_labelset says why, for one labelset)
         """A labelset chooser may offer it: not another repetition of a study hidden

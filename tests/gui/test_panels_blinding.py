@@ -92,7 +92,9 @@ def test_the_review_says_why_a_study_exam_does_not_open(qtbot, blinded_ws, file_
     v = ReviewView(root, headless=True)
     qtbot.addWidget(v)
     try:
-        assert not {r.exam for r in v.rows} & study_exams  # not listed
+        assert not {r.exam for r in v.rows} & study_exams  # not listed, and said so
+        assert v.count.text().endswith(" exams · 2 blinded")
+        assert "unfinished test-retest study" in v.count.toolTip()
         assert not v.open_exam(KNOWN_EXAM)  # asked for by name: refused, and says why
         assert "hidden from login" in v.exam_info.text()
         assert v.exam != KNOWN_EXAM
