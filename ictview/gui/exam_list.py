@@ -19,6 +19,7 @@ _STATUS_COLOR = {
     STATUS_EMPTY: QtGui.QColor("#b8c0c8"),
     STATUS_NONE: QtGui.QColor("#6b747e"),
 }
+_EFFORT_COLOR = QtGui.QColor("#c9a6ff")  # started from a model: Dice·minutes
 ALL = "All"
 _SHORT = {STATUS_LABELLED: "labelled", STATUS_EMPTY: "empty", STATUS_NONE: "–"}
 
@@ -38,6 +39,17 @@ class ExamRow:
     voxels: int = 0
     saved_by: str = ""
     saved_at: str = ""
+    effort: dict | None = None  # started from a model: the label_effort row (issue 16)
+
+    @property
+    def effort_text(self) -> str:
+        """'0.82·3m': Dice of the proposal vs the labels now, minutes on task (shown in
+        the Labels column of an exam started from a model: no column of its own, the
+        exam names keep their width)."""
+        e = self.effort
+        if not e:
+            return ""
+        return f"{e['dice']:.2f}·{e['seconds'] / 60:.0f}m"
 
 
 def label_status(ws: Workspace, labelset: str) -> dict[str, tuple[int, str, str]]:
@@ -56,9 +68,10 @@ class ExamTableModel(QtCore.QAbstractTableModel):
 
     def load(self, ws: Workspace, labelset: str | None) -> None:
         status = label_status(ws, labelset) if labelset else {}
+        effort = {r["exam"]: r for r in ws.effort(labelset)} if labelset else {}
         rows = []
         for e in ws.exams():
-            row = ExamRow(e.name, e.site, e.role, e.n_slices)
+            row = ExamRow(e.name, e.site, e.role, e.n_slices, effort=effort.get(e.name))
             if e.name in status:
                 row.voxels, row.saved_by, row.saved_at = status[e.name]
                 row.status = STATUS_LABELLED if row.voxels > 0 else STATUS_EMPTY
@@ -85,11 +98,18 @@ class ExamTableModel(QtCore.QAbstractTableModel):
             row.saved_by = saved_by
         self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
 
+    def set_effort(self, exam: str, effort: dict | None) -> None:
+        """Update one row's Effort after a save (the panel shows the column when needed)."""
+        i = self._index.get(exam)
+        if i is not None:
+            self._rows[i].effort = effort
+            self.dataChanged.emit(self.index(i, 4), self.index(i, 4))
+
     def sort_key(self, i: int, column: int) -> tuple:
         r = self._rows[i]
         name = natural_key(r.name)
         keys = ((name,), (r.site, name), (r.role, name), (r.slices, name),
-                (STATUSES.index(r.status), name))
+                (STATUSES.index(r.status), r.effort["dice"] if r.effort else 2.0, name))
         return keys[column]
 
     def row(self, i: int) -> ExamRow:
@@ -121,11 +141,20 @@ class ExamTableModel(QtCore.QAbstractTableModel):
             return None
         r, c = self._rows[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (r.name, r.site, r.role, r.slices, _SHORT[r.status])[c]
+            return (r.name, r.site, r.role, r.slices, r.effort_text or _SHORT[r.status])[c]
+        if role == Qt.ItemDataRole.ForegroundRole and c == 4 and r.effort:
+            return QtGui.QBrush(_EFFORT_COLOR)
         if role == Qt.ItemDataRole.ForegroundRole and c == 4:
             return QtGui.QBrush(_STATUS_COLOR[r.status])
         if role == Qt.ItemDataRole.TextAlignmentRole and c == 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and c == 4 and r.effort:
+            e = r.effort
+            moved = ", ".join(f"{k} +{e['added'][k]}/-{e['removed'].get(k, 0)}"
+                              for k in e["added"] if e["added"][k] or e["removed"].get(k))
+            return (f"Started from {e['run']}: Dice {e['dice']:.3f} of the proposal "
+                    f"({e['proposal_voxels']} voxels) vs the labels now; {e['strokes']} steps, "
+                    f"{e['seconds'] / 60:.1f} min on task; voxels {moved or 'unchanged'}")
         if role == Qt.ItemDataRole.ToolTipRole:
             if r.status == STATUS_NONE:
                 return f"{r.name}: no labels in this labelset yet"
@@ -179,10 +208,32 @@ class ExamFilterProxy(QtCore.QSortFilterProxyModel):
         return True
 
 
+class _ExamTable(QtWidgets.QTableView):
+    """The table; N (while it has the focus) asks for the next exam of the queue, taking
+    the key from the window's N shortcut (crosshair) only here."""
+
+    next_requested = QtCore.Signal()
+
+    def event(self, ev: QtCore.QEvent) -> bool:
+        if ev.type() == QtCore.QEvent.Type.ShortcutOverride and ev.key() == Qt.Key.Key_N \
+                and not ev.modifiers():
+            ev.accept()
+            return True
+        return super().event(ev)
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802
+        if ev.key() == Qt.Key.Key_N and not ev.modifiers():
+            self.next_requested.emit()
+            return
+        super().keyPressEvent(ev)
+
+
 class ExamListPanel(QtWidgets.QFrame):
-    """Filters + search + table. Emits exam_activated(name) when the user picks an exam."""
+    """Filters + search + table. Emits exam_activated(name) when the user picks an exam,
+    next_requested when they press N in the table (the active-learning queue)."""
 
     exam_activated = QtCore.Signal(str)
+    next_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -205,7 +256,8 @@ class ExamListPanel(QtWidgets.QFrame):
             combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
             combo.setMinimumContentsLength(6)
 
-        self.table = QtWidgets.QTableView()
+        self.table = _ExamTable()
+        self.table.next_requested.connect(self.next_requested)
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)

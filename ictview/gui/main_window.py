@@ -19,6 +19,7 @@ from ictview.core.annotation import AnnotationModel, rater_labelset
 from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError, read_error
+from ictview.gui import assist
 from ictview.gui.app import settings
 from ictview.gui.error_hook import error_line
 from ictview.gui.exam_list import ExamListPanel
@@ -101,6 +102,8 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self._build_actions()
         self._build_menus()
         install_viewer_actions(self)  # layouts, crosshair, measurements, tags, interpolation
+        assist.install_assist(self)  # start from a model, classify components, the queue
+        self._build_assist_menu()
         self.panels = PanelsHost(self)  # Training / Review menus and their panel windows
         self._build_toolbar()
         self._connect()
@@ -198,6 +201,12 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         m.addSeparator()
         for key in ("next_slice", "prev_slice", "next_exam", "prev_exam"):
             m.addAction(a[key])
+
+    def _build_assist_menu(self) -> None:
+        a = self.actions_by_key
+        m = self.menuBar().addMenu("&Labels")
+        m.addAction(a["queue_next"])
+        m.addAction(a["cycle_class"])
 
     def _build_toolbar(self) -> None:
         tb = QtWidgets.QToolBar("Main")
@@ -313,6 +322,8 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self.start_combo.clear()
         self.start_combo.addItem(EMPTY_START)
         self.start_combo.addItems([n for n in names if n != own])
+        if self.ws is not None:  # a run's prediction as starting labels (issue 16)
+            self.start_combo.addItems([assist.MODEL_PREFIX + r for r in assist.model_runs(self.ws)])
         i = self.start_combo.findText(self.start_from)
         self.start_combo.setCurrentIndex(max(i, 0))
         self.start_combo.setEnabled(not self.preview)
@@ -376,6 +387,9 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
             try:
                 # the read guard decides by the OS login, whatever rater name is typed
                 start = None if self.start_from == EMPTY_START else self.start_from
+                model_run = assist.start_run(self.start_from)
+                if model_run:
+                    start = None  # the proposal is applied after opening (one undo step)
                 hidden = w.guard.why_not_labels(self.labelset, exam)
                 if not hidden and start and self.editable and not self.preview:
                     hidden = w.guard.why_not_labels(start, exam)
@@ -388,14 +402,20 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
                         start = None  # nothing to start from for this exam
                     vol = cached_volume(w, exam)
                     try:
-                        return AnnotationModel.open(w, exam, self.labelset, self.rater,
-                                                    start_from=start, volume=vol)
+                        model = AnnotationModel.open(w, exam, self.labelset, self.rater,
+                                                     start_from=start, volume=vol)
                     except IctviewError as err:
                         # e.g. open for editing in another ictview: still let the rater look
                         model = AnnotationModel.open(w, exam, self.labelset, self.rater,
                                                      read_only=True, volume=vol)
                         model.open_error = str(err)
                         return model
+                    if model_run:
+                        try:
+                            model.assist_note = assist.attach_proposal(model, w, model_run)
+                        except IctviewError as err:
+                            model.assist_note = f"Start from {model_run}: {err}"
+                    return model
                 return AnnotationModel.open(w, exam, self.labelset, self.rater, read_only=True,
                                             volume=cached_volume(w, exam))
             finally:
@@ -471,6 +491,10 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
             )
         if getattr(model, "open_error", ""):
             self.report_error(f"{model.open_error} (shown read-only)")
+        if getattr(model, "assist_note", ""):
+            self.status.showMessage(model.assist_note, 15000)
+            if model.proposal_components is not None:
+                model.tool = "fill"  # a click classifies a component
         if model.recovered_steps:
             self.status.showMessage(
                 f"Recovered {model.recovered_steps} unsaved stroke(s) from the journal", 8000
@@ -519,6 +543,11 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self.slice_view.clear()
         self.viewer.clear()
         self._update_actions()
+
+    def _fill_clicked(self, z: float, y: float, x: float, plane: str = "axial") -> None:
+        # a click on a model's proposal component gives it the current class (issue 16)
+        if not assist.classify_click(self, tuple(int(round(v)) for v in (z, y, x))):
+            super()._fill_clicked(z, y, x, plane)
 
     def _step_exam(self, delta: int) -> None:
         names = self.exam_list.visible_exams()
@@ -592,6 +621,9 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
             return
         self._update_save_state()
         self.exam_list.model.set_status(m.exam, labelled_voxels(m), self.rater)
+        if m.proposal_labels is not None and self.ws is not None:  # started from a model
+            rows = [r for r in self.ws.effort(m.labelset) if r["exam"] == m.exam]
+            self.exam_list.model.set_effort(m.exam, rows[0] if rows else None)
 
     def _update_save_state(self) -> None:
         m = self.model

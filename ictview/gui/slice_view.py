@@ -33,7 +33,9 @@ def label_lut(hidden=()) -> np.ndarray:
     lut = np.zeros((256, 4), np.uint8)
     for c in LABEL_CLASSES:
         lut[c.value] = (*c.color, 0 if c.value in hidden else 255)
-    lut[IGNORE] = (150, 150, 150, 170)
+    # ignore / unclassified hemorrhage of a model's proposal: a light neutral, visible on
+    # grey brain without reading as any class
+    lut[IGNORE] = (225, 225, 225, 210)
     return lut
 
 
