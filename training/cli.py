@@ -5,6 +5,7 @@
     ictview-train student     --workspace WS --teacher RUN [--pseudolabels RUN-pl]
                               [--variant ss|no-ranker|image-oracle|pixel-oracle] [--run ss]
     ictview-train evaluate    --workspace WS --run RUN [--checkpoint final|best|latest]
+    ictview-train finetune    --workspace WS --from RUN --labelsets rater-x [--run RUN-ft]
     ictview-train study       --workspace WS [--config paper]
     ictview-train report      --workspace WS --out DIR [--runs RUN ...]   (default: every model run)
     ictview-train bench       [--workspace WS] [--device auto] [--quick]
@@ -100,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="ss", choices=tuple(VARIANTS),
                    help="ss (default), no-ranker, image-oracle, pixel-oracle")
     p.add_argument("--run", default=None, help="run name (default: the variant's name)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+
+    p = sub.add_parser("finetune", help="fine-tune a model with raters' labels added to the "
+                       "labeled set (starts from the model's weights)")
+    _common(p)
+    p.add_argument("--from", dest="from_run", required=True, help="the model run to start from")
+    p.add_argument("--labelsets", nargs="+", required=True,
+                   help="raters' labelsets whose labelled exams join the labeled set")
+    p.add_argument("--run", default=None, help="run name (default <from>-ft)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
 
     p = sub.add_parser("evaluate", help="predict validation/test roles and write metrics.json")
@@ -225,6 +235,20 @@ def cmd_student(args) -> int:
                                json_progress=args.json_progress, quiet=args.quiet))
 
 
+def cmd_finetune(args) -> int:
+    from training.finetune import FinetuneTrainer
+    from training.trainer import checkpoint_path
+
+    cfg = _config(args)
+    init = checkpoint_path(args.workspace, args.from_run, "final")
+    if not init.exists():
+        raise IctviewError(f"{init}: run '{args.from_run}' has no final checkpoint to start from")
+    return _fit(FinetuneTrainer(args.workspace, args.run or f"{args.from_run}-ft", cfg,
+                                resume=args.resume, init_checkpoint=init, parent=args.from_run,
+                                extra_labelsets=args.labelsets,
+                                json_progress=args.json_progress, quiet=args.quiet))
+
+
 def cmd_evaluate(args) -> int:
     from dataclasses import replace
 
@@ -286,8 +310,8 @@ def cmd_report(args) -> int:
 
 
 COMMANDS = {"teacher": cmd_teacher, "pseudolabel": cmd_pseudolabel, "student": cmd_student,
-            "evaluate": cmd_evaluate, "study": cmd_study, "bench": cmd_bench,
-            "report": cmd_report}
+            "evaluate": cmd_evaluate, "finetune": cmd_finetune, "study": cmd_study,
+            "bench": cmd_bench, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from ictview.store.workspace import Workspace
 
 Qt = QtCore.Qt
 MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",
-               "external")  # external: `ictview import-predictions` (another model's output)
+               "external", "finetune")  # external: `ictview import-predictions`; finetune: issue 16
 
 
 class SyncedViews(QtCore.QObject):

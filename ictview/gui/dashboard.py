@@ -20,11 +20,12 @@ from ictview.errors import IctviewError
 from ictview.gui import panel_common as pc
 from ictview.gui.app import COLORS
 from ictview.gui.workers import Worker
+from ictview.stats.effort import effort_by_run
 from ictview.store.workspace import Workspace
 
 Qt = QtCore.Qt
 MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",
-               "external")  # external: `ictview import-predictions` (another model's output)
+               "external", "finetune")  # external: `ictview import-predictions`; finetune: issue 16
 DEFAULT_N_BOOT = 200
 METRICS = (("dice", "Dice (subset)"), ("dice_fixed", "Dice @ 0.5 (subset)"),
            ("ap", "Pixel AP (subset)"), ("auc", "Exam AUC"))
@@ -120,6 +121,12 @@ class Dashboard(QtWidgets.QWidget):
         ll.addWidget(self.error)
         ll.addWidget(pc.title("Notes"))
         ll.addWidget(self.notes)
+        # model-assisted labelling (issue 16): per run, median Dice of its proposals vs the
+        # saved labels and minutes per exam
+        self.effort = pc.muted()
+        self.effort.setTextFormat(Qt.TextFormat.RichText)
+        ll.addWidget(pc.title("Model-assisted labelling"))
+        ll.addWidget(self.effort)
         ll.addStretch(1)
         left.setMinimumWidth(300)
         left.setMaximumWidth(380)
@@ -178,6 +185,7 @@ class Dashboard(QtWidgets.QWidget):
                 test = {e.name for e in ws.exams(role="test")}
                 rows = [r for r in ws.runs() if r["kind"] in MODEL_KINDS
                         and set(ws.predicted_exams(r["name"])) & test]
+                self.show_effort(effort_by_run(ws))
         except IctviewError as e:
             self.show_error(str(e))
             return
@@ -193,6 +201,18 @@ class Dashboard(QtWidgets.QWidget):
             self.status.setText("No run has test-role predictions yet: evaluate a model first "
                                 "(Training ▸ Training runs, command Evaluate).")
         self.compute_button.setEnabled(bool(rows))
+
+    def show_effort(self, rows: list[dict]) -> None:
+        if not rows:
+            self.effort.setText("No exam started from a model yet (Start from: Model: RUN).")
+            return
+        cells = "".join(
+            f"<tr><td>{r['run']}</td><td align=right>{r['exams']}</td>"
+            f"<td align=right>{r['median_dice']:.2f}</td>"
+            f"<td align=right>{r['minutes_per_exam']:.1f}</td></tr>" for r in rows)
+        self.effort.setText(
+            "<table cellspacing=0 cellpadding=2><tr><th align=left>Run</th><th>Exams</th>"
+            f"<th>Median Dice</th><th>Min/exam</th></tr>{cells}</table>")
 
     def selected_runs(self) -> list[str]:
         return [self.run_list.item(i).data(Qt.ItemDataRole.UserRole)

@@ -442,6 +442,7 @@ def build_report(
         },
         "dice_thresholds": threshold_record,
         "tables": tables,
+        "assist_effort": data.effort,
         "notes": notes,
     }
     roc = {r: roc_curve(test.labels, test.scores[r]) for r in runs}

@@ -58,7 +58,7 @@ CONTRAST_KEYS = frozenset({"contrast", "gamma_range", "log_gain_range"})
 CONTRAST_VARIANTS = ("none", "power", "log", "mixed")
 # the kinds of the runs `ictview-train` trains (training/trainer.py TRAINERS), in table order
 MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",
-               "external")  # external: `ictview import-predictions` (another model's output)
+               "external", "finetune")  # external: `ictview import-predictions`; finetune: issue 16
 
 
 # ---------------------------------------------------------------------------
@@ -291,6 +291,7 @@ class ReportData:
     retest: RetestData | None
     notes: list[str] = field(default_factory=list)
     runs_from: str = "given"  # how the runs were chosen (report.json settings.runs_from)
+    effort: list[dict] = field(default_factory=list)  # model-assisted labelling (stats/effort.py)
 
     @property
     def run_names(self) -> list[str]:
@@ -531,5 +532,7 @@ def gather(ws: Workspace, runs: Sequence[str], progress: Progress | None = None)
             val_pixels = sets[REFERENCE_LABELSET]
         else:
             notes.append("no validation exam in the 'reference' labelset: no Dice threshold")
+    from ictview.stats.effort import effort_by_run
+
     return ReportData(str(ws.root), infos, test, validation, test_pixels, val_pixels, retest,
-                      notes)  # fmt: skip
+                      notes, effort=effort_by_run(ws))  # fmt: skip

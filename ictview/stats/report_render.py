@@ -316,11 +316,24 @@ def _plots(doc: Mapping) -> list:
     return out
 
 
+def _effort(doc: Mapping) -> list:
+    rows = doc.get("assist_effort") or []
+    if not rows:
+        return []
+    return [Heading("Model-assisted labelling: edit effort per run"),
+            Table(["Model", "Exams", "Median Dice (proposal vs final)", "Minutes per exam",
+                   "Median voxels changed"],
+                  [[r["run"], str(r["exams"]), num(r["median_dice"]),
+                    f"{r['minutes_per_exam']:.1f}", f"{r['median_voxels_changed']:.0f}"]
+                   for r in rows],
+                  ["Exams started from the run's proposal (Start from: Model) and saved."])]
+
+
 def blocks(doc: Mapping) -> list:
     out: list = [Heading("ictview evaluation report", 1)]
     out += _data_section(doc)
     out += _table1(doc) + _operating(doc) + _table2(doc) + _table3(doc) + _table4(doc)
-    out += _supplemental(doc) + _plots(doc)
+    out += _supplemental(doc) + _effort(doc) + _plots(doc)
     if doc.get("notes"):
         out += [Heading("Notes")] + [Para(f"- {n}") for n in doc["notes"]]
     return out

@@ -85,3 +85,22 @@ def test_a_labelled_exam_does_not_start_from_a_model(predicted):
         with AnnotationModel.open(ws, exam, LS, "ana") as m:
             with pytest.raises(IctviewError, match="no run named"):
                 start_from_model(m, ws, "nope")
+
+
+def test_effort_per_run_for_the_dashboard_and_the_report(predicted):
+    from ictview.stats.effort import effort_by_run, effort_lines
+    from ictview.stats.report_render import _effort
+
+    root, exam, (z, y, x) = predicted
+    with Workspace.open(root, login="ana") as ws:
+        with AnnotationModel.open(ws, exam, LS, "ana", clock=iter(range(0, 10**6, 30)).__next__
+                                  ) as m:
+            start_from_model(m, ws, "r", min_voxels=5)
+            m.classify_component(z, y, x, value=1)
+        rows = effort_by_run(ws)
+    assert [r["run"] for r in rows] == ["r"] and rows[0]["exams"] == 1
+    assert rows[0]["median_dice"] == 1.0  # classifying keeps every voxel
+    assert rows[0]["minutes_per_exam"] > 0
+    assert "r" in effort_lines(rows)[1]
+    heading, table = _effort({"assist_effort": rows})
+    assert table.rows[0][:3] == ["r", "1", "1.000"]
