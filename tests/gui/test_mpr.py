@@ -282,3 +282,18 @@ def test_polygon_in_the_coronal_view_fills_the_right_voxels(mpr):
     assert set(painted[:, 1]) == {r}  # the coronal slice y = r
     assert set(painted[:, 0]) == {z - 1, z, z + 1}  # head-top-up rows mapped back to slices
     assert set(painted[:, 2]) == set(range(c - 5, c + 6)) and len(m.history) == 1
+
+
+def test_freehand_roi_in_the_sagittal_view_reports_its_area(mpr):
+    ax, cor, sag = _views(mpr)
+    m = mpr.model
+    QTest.keyClick(mpr, Qt.Key.Key_W)
+    nz = m.hu.shape[0]
+    pts = [(1, 30), (1, 60), (nz - 2, 60), (nz - 2, 30), (1, 30)]
+    drag(sag, pts)
+    roi = sag.measurements[-1]
+    assert roi.kind == "freehand" and roi.plane == SAGITTAL and len(roi.points) >= 4
+    # a box of (nz - 2) rows x 31 columns of 5 x 1.74 mm pixels, within half a pixel per side
+    area = float(roi.text.split("area ")[1].split(" mm")[0])
+    want = (nz - 2) * 31 * m.spacing[0] * m.spacing[1]
+    assert abs(area - want) <= 0.15 * want
