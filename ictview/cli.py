@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ictview.pacs.bench import add_bench_parser as add_bench_pacs
 
     add_bench_pacs(bsub)
+    from ictview.study.bench_assist import add_bench_assist_parser
+
+    add_bench_assist_parser(bsub)
 
     from ictview.store.relocate import add_relocate_parser
 
@@ -362,6 +365,11 @@ def cmd_open(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.bench == "assist":
+        from ictview.study.bench_assist import bench_assist
+
+        bench_assist(args)
+        return 0
     if args.bench == "pacs":
         from ictview.pacs.bench import bench_pacs
 

@@ -21,8 +21,9 @@ def start_run(start_from: str) -> str | None:
 
 
 def queue_run(win) -> str | None:
-    """The run that ranks the queue: the 'Start from' model, else the newest predicted run."""
-    run = start_run(win.start_from)
+    """The run that ranks the queue: the 'Start from' model, else the one swapped in by
+    Train with my labels, else the newest predicted run."""
+    run = start_run(win.start_from) or getattr(win, "assist_run", "")
     if run:
         return run
     runs = model_runs(win.ws) if win.ws is not None else []
@@ -94,3 +95,6 @@ def install_assist(win) -> None:
       tip="The exam the active-learning queue serves next [N in the exam list]")
     A("cycle_class", "Cycle label class", lambda: win.model and win.model.cycle_class(), "K")
     win.exam_list.next_requested.connect(lambda: open_next(win))
+    from ictview.gui.my_labels import install_my_labels
+
+    install_my_labels(win)

@@ -207,6 +207,8 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         m = self.menuBar().addMenu("&Labels")
         m.addAction(a["queue_next"])
         m.addAction(a["cycle_class"])
+        m.addSeparator()
+        m.addAction(a["train_mine"])
 
     def _build_toolbar(self) -> None:
         tb = QtWidgets.QToolBar("Main")
@@ -694,6 +696,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
 
     def shutdown(self) -> None:
         """Close the exam (waiting for saves) and the workspace. Safe to call twice."""
+        self.my_labels.shutdown()  # a Train with my labels child process stops
         self.panels.shutdown()
         self.verifier.join()
         self.close_exam()

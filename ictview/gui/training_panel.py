@@ -176,6 +176,8 @@ class TrainingPanel(QtWidgets.QWidget):
         # left: the form
         self.command = QtWidgets.QComboBox()
         for c in COMMANDS:
+            if c == "finetune":  # started by Labels > Train with my labels (gui/my_labels.py)
+                continue
             self.command.addItem(c.capitalize() if c != "pseudolabel" else "Pseudo-label", c)
         self.command_help = pc.muted()
         self.run_name = QtWidgets.QLineEdit()

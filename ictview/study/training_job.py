@@ -34,9 +34,9 @@ from ictview import resources
 from ictview.errors import IctviewError
 from ictview.store.workspace import safe_name
 
-COMMANDS = ("teacher", "pseudolabel", "student", "evaluate", "study")
+COMMANDS = ("teacher", "pseudolabel", "student", "evaluate", "study", "finetune")
 VARIANTS = ("ss", "no-ranker", "image-oracle", "pixel-oracle")
-RESUMABLE = ("teacher", "student")  # take --resume; the others continue when rerun
+RESUMABLE = ("teacher", "student", "finetune")  # take --resume; the others continue when rerun
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 75
 CONFIG_DIR_ENV = "ICTVIEW_CONFIG_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -103,12 +103,16 @@ class JobSpec:
     variant: str = "ss"  # student
     checkpoint: str = "final"  # pseudolabel, evaluate
     resume: bool = False
+    labelsets: list[str] = field(default_factory=list)  # finetune: the raters' labelsets
+    roles: list[str] = field(default_factory=list)  # evaluate: roles to predict (default config)
 
     def check(self) -> None:
         if self.command not in COMMANDS:
             raise IctviewError(f"unknown command '{self.command}' (one of {', '.join(COMMANDS)})")
         if self.command in ("pseudolabel", "student") and not self.teacher:
             raise IctviewError(f"{self.command}: choose the teacher run")
+        if self.command == "finetune" and not (self.teacher and self.labelsets):
+            raise IctviewError("finetune: choose the model to start from and the labelsets")
         if self.command == "evaluate" and not self.run:
             raise IctviewError("evaluate: choose the run to evaluate")
         for what, name in (("run", self.run), ("teacher", self.teacher),
@@ -130,6 +134,8 @@ class JobSpec:
             return self.run or self.variant
         if self.command == "study":
             return f"{self.run}study"
+        if self.command == "finetune":
+            return self.run or f"{self.teacher}-ft"
         return self.run or "baseline"
 
     def argv(self, python: str | None = None) -> list[str]:
@@ -152,6 +158,10 @@ class JobSpec:
                 a += ["--pseudolabels", self.pseudolabels]
         elif c == "evaluate":
             a += ["--run", self.run, "--checkpoint", self.checkpoint]
+            if self.roles:
+                a += ["--roles", *self.roles]
+        elif c == "finetune":
+            a += ["--from", self.teacher, "--labelsets", *self.labelsets, "--run", self.output_run]
         elif c == "study" and self.run:
             a += ["--prefix", self.run]
         if self.resume and c in RESUMABLE:
@@ -161,7 +171,8 @@ class JobSpec:
     def resumed(self) -> JobSpec:
         from dataclasses import replace
 
-        return replace(self, resume=True, overrides=list(self.overrides))
+        return replace(self, resume=True, overrides=list(self.overrides),
+                       labelsets=list(self.labelsets), roles=list(self.roles))
 
 
 # ---- the process ----------------------------------------------------------------------------
