@@ -163,6 +163,14 @@ def _progress(task: str, args) -> object:
     return progress
 
 
+def _close_progress() -> None:
+    """Close the progress reporters opened so far (main() closes the rest at the end)."""
+    from ictview.progress import close_progress
+
+    while _OPEN_PROGRESS:
+        close_progress(_OPEN_PROGRESS.pop())
+
+
 def _labelset_dirs(values: list[str], flag: str) -> list[tuple[str, Path]]:
     out = []
     for v in values:
@@ -305,6 +313,7 @@ def cmd_demo(args) -> int:
     with Workspace.create(args.workspace) as ws:
         import_synthetic(ws, source, lambda s: _progress(f"import {s}", args))
         summary = ws.summary()
+    _close_progress()  # else their heartbeats repeat "import: done" through training and GUI
     print(format_summary(summary))
     screenshot = args.screenshot
     if not args.no_gui and screenshot is None and _no_display():
@@ -467,10 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ictview {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        from ictview.progress import close_progress
-
-        while _OPEN_PROGRESS:
-            close_progress(_OPEN_PROGRESS.pop())
+        _close_progress()
 
 
 if __name__ == "__main__":

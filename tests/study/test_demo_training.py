@@ -95,6 +95,8 @@ def test_demo_no_gui_train_makes_both_models(synth_tiny, tmp_path, fast_demo_con
     err = capsys.readouterr().err
     assert "step 1/5: train the baseline" in err and "step 5/5: evaluate 'ss'" in err
     assert "demo models ready" in err
+    # the import's progress reporters were closed before training (no heartbeat lines)
+    assert "import " not in err.split("step 1/5")[1]
     with Workspace.open(ws) as wsx:
         runs = {r["name"]: r for r in wsx.runs()}
         test = {e.name for e in wsx.exams(role="test")}
