@@ -297,8 +297,9 @@ def bootstrap_pixels(
     stats: run -> PixelStats on the same images and reference (checked). Metrics:
     "ap"; with dice_thresholds[run] (chosen on validation, e.g.
     PixelStats.best_dice_threshold), also "dice" at that fixed threshold.
-    Cost per run: one (n_boot x n_images) @ (n_images x 2 bins) float64 product
-    (exact for integer counts), in chunks of `chunk` resamples.
+    Cost per run: one (n_boot x n_images) @ (n_images x 2 bins) float64 product with the
+    sparse histograms (exact for integer counts), in chunks of `chunk` resamples: memory is
+    one run's non-empty bins plus a (chunk x 2 bins) block, whatever the number of runs.
     """
     if not stats:
         raise IctviewError("bootstrap: no runs")
@@ -311,12 +312,12 @@ def bootstrap_pixels(
     counts = resample_counts(n, n_boot, seed).astype(np.float64)
     for run, st in stats.items():
         k = st.n_bins
-        hist = st.counts.reshape(n, 2 * k).astype(np.float64)
+        hist_t = st.hist.T.astype(np.float64)  # (2 bins, n_images) sparse
         ap = np.empty(n_boot)
         for i in range(0, n_boot, chunk):
-            summed = counts[i : i + chunk] @ hist
+            summed = np.asarray(hist_t @ counts[i : i + chunk].T).T
             ap[i : i + chunk] = ap_from_counts(summed[:, :k], summed[:, k:])
-        del hist
+        del hist_t
         res.add(run, "ap", st.average_precision(), ap)
         if dice_thresholds and run in dice_thresholds:
             t = float(dice_thresholds[run])

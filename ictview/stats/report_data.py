@@ -13,8 +13,11 @@ the readers' majority per finding (exams with reads for every finding only).
 
 Every run of a table must be evaluated on the same exams and images (paired
 bootstrap), so each role uses the exams every run predicted; an exam left out is
-listed with its reason. Memory: one PixelStats image is 123 kB, so this keeps
-123 kB x images x runs x (1 + repetitions) for the test subset (plus validation).
+listed with its reason. Memory: a PixelStats image holds its non-empty histogram bins
+(~16 kB for a 128 x 128 cpu-study image, at most 245 kB), kept for images x runs x
+(1 + repetitions) on the test subset plus the validation images: on the cpu-study
+workspace (8 runs, 240 test images x 4 labelsets, 800 validation images) the report
+peaks at ~0.7 GB RSS (2.7 GB when the histograms were dense).
 
 Run traits (for Tables 2 and 3) are read from the run's catalog row (`kind`,
 `config` JSON) by the rules in `contrast_of` and `ranker_of`.
