@@ -48,8 +48,11 @@ PRESETS: dict[str, Preset] = {
     # > 99 %. So 750 test exams. Only the NUMBER of exams changes: same profile, positive rate
     # and difficulty; the other sites' exams are drawn from their own streams and unchanged.
     # The pixel-labeled subset stays at 30 exams: the Dice / pixel AP differences were
-    # already 2.5-6 SEs on seeds 0 and 1 (SE 0.009-0.013). Cost: inference is ~30 ms per exam
-    # per model, 8 models: +630 exams = ~2.5 min of the study's 30.
+    # already 2.5-6 SEs on seeds 0 and 1 (SE 0.009-0.013). (Which exams are positive and
+    # pixel-labeled is redrawn with n: the plan's permutation depends on it.) Cost: inference
+    # is ~30 ms per exam per model, 8 models: +630 exams = ~2.5 min of the study's 30
+    # (measured afterwards: 23 ms, ~2 min; seed 0's study took 16:38 on a quiet machine).
+    # Results of the three seeds at this size: README, "The study with significance".
     "cpu-study": Preset(
         128, 8, 8, {"atlantis": 40, "kaggle": 480, "validation": 100, "cq500": 750}, 30
     ),
