@@ -106,7 +106,7 @@ def test_training_on_a_garbled_catalog_is_one_line(tiny_workspace_copy):
 
 @pytest.mark.slow  # ~10-25 s: the student reads the workspace before loading the teacher
 def test_student_from_a_damaged_teacher_checkpoint_is_one_line(tiny_workspace_copy):
-    from training.trainer import checkpoint_path
+    from training.checkpoints import checkpoint_path
 
     ckpt = checkpoint_path(tiny_workspace_copy, "t", "final")
     ckpt.parent.mkdir(parents=True, exist_ok=True)

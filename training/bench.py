@@ -156,8 +156,10 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
     from ictview.store import arrays
     from ictview.store.workspace import Workspace
     from training.config import Config, InferenceSection, ModelSection
-    from training.data import BatchMaker, ExamCache, Prefetcher, labeled_source
-    from training.exam_loader import auto_workers, iter_masked
+    from training.data.batches import BatchMaker, Prefetcher
+    from training.data.exam_cache import ExamCache
+    from training.data.exam_loader import auto_workers, iter_masked
+    from training.data.sources import labeled_source
     from training.inference import Predictor
     from training.windows import DEFAULT_WINDOWS
 

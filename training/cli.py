@@ -208,7 +208,8 @@ def cmd_pseudolabel(args) -> int:
 
 def cmd_student(args) -> int:
     from training.study import StudyInterrupted, _pseudolabel, run_student
-    from training.trainer import EXIT_INTERRUPTED, TRAINERS, checkpoint_path
+    from training.checkpoints import checkpoint_path
+    from training.trainer import EXIT_INTERRUPTED, TRAINERS
 
     kind = VARIANTS[args.variant]
     if kind != "image-oracle":
@@ -237,7 +238,7 @@ def cmd_student(args) -> int:
 
 def cmd_finetune(args) -> int:
     from training.finetune import FinetuneTrainer
-    from training.trainer import checkpoint_path
+    from training.checkpoints import checkpoint_path
 
     cfg = _config(args)
     init = checkpoint_path(args.workspace, args.from_run, "final")

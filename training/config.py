@@ -65,7 +65,7 @@ class DataSection:
     # source's own positive-slice rate, as if slices were drawn uniformly) or a number in
     # (0, 1). Not "sampled": the classification loss is importance re-weighted per source,
     # positives by prior / q and negatives by (1 - prior) / (1 - q), q = the source's
-    # sampling rate of positive slices (training/data.py, cls_prior_weights)
+    # sampling rate of positive slices (training/data/sources.py, cls_prior_weights)
     cls_prior: float | str = "sampled"
 
 

@@ -6,7 +6,7 @@ everything here is a no-op and the run is single-process.
 
 - backend: NCCL when the device is CUDA (one GPU per rank: cuda:LOCAL_RANK), gloo on CPU;
 - training data: every rank renders its own positions of the same global batch
-  (``training.data.BatchMaker``), so the data are sharded by rank and the global batch size
+  (``training.data.batches.BatchMaker``), so the data are sharded by rank and the global batch size
   does not depend on the number of ranks;
 - inference (pseudolabel, evaluate): exams are sharded ``exams[rank::world]``; each rank writes
   its own exams' prediction files (one file per exam, atomic replace, so ranks never touch the

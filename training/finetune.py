@@ -11,7 +11,7 @@ evaluation would see its own labels). Labels are read through the read guard
 from __future__ import annotations
 
 from ictview.errors import IctviewError
-from training.data import SliceSource
+from training.data.sources import SliceSource
 from training.trainer import Trainer
 
 TRAINABLE_ROLES = ("labeled", "unlabeled")

@@ -84,7 +84,7 @@ def patchfcn_loss(
     to the pixels where it is ``NO_CLS_TARGET``; the image-slice oracle uses that with all-255
     label maps: image label on the patch head, no pixel loss. ``prior_weights`` (w_pos, w_neg),
     each (N,): the patch term of a positive sample is weighted w_pos, of a negative w_neg
-    (training/data.py, ``cls_prior_weights``: the head trained against a chosen prior).
+    (training/data/sources.py, ``cls_prior_weights``: the head trained against a chosen prior).
     """
     num_classes = seg_logits.shape[1]
     seg = segmentation_loss(seg_logits, seg_target(labels, num_classes))

@@ -37,7 +37,8 @@ from training.config import Config, save_config
 from training.evaluate import evaluate
 from training.progress import ProgressLog
 from training.pseudolabel import pseudolabel
-from training.trainer import TRAINERS, FitResult, checkpoint_path
+from training.checkpoints import checkpoint_path
+from training.trainer import TRAINERS, FitResult
 
 
 class StudyInterrupted(IctviewError):

@@ -13,7 +13,7 @@ Checkpoints (WS/runs/<run>/checkpoints/): ``latest.pt`` at every epoch end (or e
 ``train.checkpoint_every_steps``) and on SIGTERM / SIGINT, ``best.pt`` when the validation
 metric improves, ``final.pt`` at the end. Each holds the model, optimizer, scheduler, scaler,
 step / epoch, the sampler state (seed + step: batches are a function of them, see
-training/data.py), the RNG states, the config, the model config and windows the predictor
+training/data/batches.py), the RNG states, the config, the model config and windows the predictor
 needs, and the data fingerprint. Files are written to a temporary name and renamed, so a kill
 at any moment leaves the previous checkpoint whole. ``resume=True`` loads ``latest.pt`` and
 continues the same run: the same batches, the same next-step loss as if never stopped.
@@ -45,13 +45,12 @@ from ictview.errors import IctviewError
 from ictview.store.run_lock import RunLock
 from ictview.store.workspace import Workspace
 from training import distributed as D
+from training.checkpoints import atomic_save
 from training.config import Config, save_config
-from training.data import (
-    BatchMaker,
-    ExamCache,
+from training.data.batches import BatchMaker, Group, Prefetcher
+from training.data.exam_cache import ExamCache
+from training.data.sources import (
     cls_prior_weights,
-    Group,
-    Prefetcher,
     fingerprint,
     image_oracle_source,
     labeled_source,
@@ -62,6 +61,7 @@ from training.inference import Predictor, unwrap
 from training.losses import patchfcn_loss
 from training.models import PatchFCN, PatchFCNConfig, count_parameters
 from training.progress import ProgressLog
+from training.validation import validation_metric
 from training.windows import resolve_windows
 
 EXIT_NONFINITE = 3
@@ -103,19 +103,6 @@ def set_rng_state(st: dict) -> None:
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def checkpoint_path(ws_root: Path | str, run: str, which: str = "final") -> Path:
-    return Path(ws_root) / "runs" / run / "checkpoints" / f"{which}.pt"
 
 
 def _on(flag: str, device: torch.device) -> bool:
@@ -238,8 +225,6 @@ class Trainer:
 
     def validation_step(self) -> dict | None:
         """Validation metric on the validation role (rank 0); None when there is nothing."""
-        from training.evaluate import validation_metric
-
         t = self.cfg.train
         exams = [e.name for e in self.ws.exams(role="validation")]
         if t.val_max_exams:

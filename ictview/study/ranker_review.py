@@ -81,7 +81,7 @@ class RankedImages:
 
 def ranked_exams(ws: Workspace, run: str) -> list[str]:
     """The exams the student's ranker ranks, in its order: the unlabeled role's exams that the
-    run predicted (catalog name order, as training/data.py reads them); a run over another
+    run predicted (catalog name order, as training/data/sources.py reads them); a run over another
     role: all its predicted exams."""
     have = set(ws.predicted_exams(run))
     names = [e.name for e in ws.exams(role="unlabeled") if e.name in have]

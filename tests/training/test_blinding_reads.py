@@ -12,7 +12,7 @@ from ictview.store.read_guard import BlindingError
 from ictview.store.workspace import Workspace
 from ictview.study.retest_plan import ExamSelection, plan_study
 from training.config import EvaluateSection
-from training.data import _predictions, labeled_source
+from training.data.sources import _predictions, labeled_source
 from training.evaluate import role_metrics
 
 

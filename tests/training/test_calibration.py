@@ -18,10 +18,12 @@ from training.calibration import (
     validation_exams,
 )
 from training.config import load_config
-from training.data import ExamCache, cls_prior_weights, labeled_source
+from training.data.exam_cache import ExamCache
+from training.data.sources import cls_prior_weights, labeled_source
 from training.inference import Predictor
 from training.losses import patch_target
-from training.trainer import Trainer, checkpoint_path
+from training.checkpoints import checkpoint_path
+from training.trainer import Trainer
 
 TINY = ["train.epochs=1", "train.steps_per_epoch=4", "train.batch_size=4", "augment.crop=32",
         "train.val_every_epochs=0", "train.log_every_steps=2",
@@ -117,7 +119,7 @@ def test_patch_label_prior_in_training_equals_the_configured_one(tiny_workspace,
     true_rate = float(src.positive.mean())
     expected = 0.1 if prior == 0.1 else true_rate
     assert pr.prior == pytest.approx(expected) and pr.sampled == 0.5
-    from training.data import BatchMaker
+    from training.data.batches import BatchMaker
     from training.windows import resolve_windows
 
     maker = BatchMaker([src], [1.0], 8, 0, resolve_windows(cfg.model.windows))

@@ -10,7 +10,9 @@ import torch
 
 from ictview.store.workspace import Workspace
 from training.config import load_config
-from training.data import BatchMaker, ExamCache, SliceSource, labeled_source, mix_counts
+from training.data.batches import BatchMaker, mix_counts
+from training.data.exam_cache import ExamCache
+from training.data.sources import SliceSource, labeled_source
 from training.windows import DEFAULT_WINDOWS
 
 

@@ -21,7 +21,7 @@ import torch
 from ictview.store.workspace import Workspace
 from training.inference import Predictor
 from training.pseudolabel import pseudolabel
-from training.trainer import checkpoint_path
+from training.checkpoints import checkpoint_path
 
 REPO = Path(__file__).resolve().parents[2]
 SETS = ["train.epochs=1", "train.steps_per_epoch=4", "train.batch_size=4", "augment.crop=32",

@@ -12,7 +12,8 @@ import torch
 from ictview.store.workspace import Workspace
 from training.config import load_config
 from training.finetune import FinetuneTrainer, labeled_set
-from training.trainer import Trainer, checkpoint_path
+from training.checkpoints import checkpoint_path
+from training.trainer import Trainer
 
 MICRO = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=4", "augment.crop=32",
          "train.val_every_epochs=1", "train.log_every_steps=1", "evaluate.n_boot=20"]

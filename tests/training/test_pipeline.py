@@ -16,8 +16,10 @@ import torch
 
 from ictview.store.workspace import Workspace
 from training.config import load_config
-from training.data import BatchMaker, ExamCache
-from training.evaluate import exam_reference
+from training.data.batches import BatchMaker
+from training.checkpoints import checkpoint_path
+from training.data.exam_cache import ExamCache
+from training.validation import exam_reference
 from training.inference import Predictor
 from training.progress import read_progress
 from training.ranker import oracle_pixel_labels, pseudo_labels, threshold_pixels
@@ -29,7 +31,6 @@ from training.trainer import (
     PixelOracleTrainer,
     StudentTrainer,
     Trainer,
-    checkpoint_path,
 )
 from training.windows import resolve_windows
 
@@ -263,7 +264,7 @@ def test_exam_reference_sources(study) -> None:
 
 
 def test_exam_loader_processes_give_the_inline_result(study) -> None:
-    from training.exam_loader import iter_masked
+    from training.data.exam_loader import iter_masked
 
     root, cfg, _ = study
     with Workspace.open(root) as ws:

@@ -1,0 +1,229 @@
+"""Minibatches: sources mixed into global batches, split over DDP ranks, rendered on the device.
+
+The geometry is rendered on HU, one channel, before windowing: the windows are then computed
+on the crop only (a 240 crop of a 512 slice is a fifth of its pixels) and interpolation mixes
+HU like a rescaled scan would. HU is shifted so that air is 0 while it is resampled, so the
+zero padding outside the slice is air.
+
+Determinism and resume: a batch depends only on (seed, step). Sample i of the global batch at
+step s draws every random number from its own generator seeded with (seed, s, i), and the
+batch composition (how many samples from each source) is a function of s. So a resumed run
+gets exactly the batches it would have had, no sampler state is needed beyond the step, and
+DDP ranks take disjoint positions i of the same global batch (data sharded by rank).
+
+Mixing: with weights (0.6, 0.4) and batch 16 the labeled count of batch s is
+floor(0.6*16*(s+1)) - floor(0.6*16*s), i.e. 9 or 10, so that after any k batches the labeled
+total is floor(9.6 k): the ratio is exact over batches, within one sample in each.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ictview.core.brain_mask import AIR_HU
+from ictview.core.labels import IGNORE
+from ictview.errors import IctviewError
+from training.augment import (
+    CONTRAST_NONE,
+    AugmentPlan,
+    apply_contrast,
+    apply_plans,
+    plan_sample,
+)
+from training.data.sources import SliceSource
+from training.windows import Window, apply_windows_batch
+
+
+def mix_counts(weights: Sequence[float], batch_size: int, step: int) -> list[int]:
+    """Samples per source in batch ``step``: cumulative quotas floor(W_j * B * (step + 1)).
+
+    Exact rationals (weights limited to denominator 10^6), so rounding never drifts: over
+    any k batches source j gets floor(S_j B k) - floor(S_{j-1} B k) samples (S = cumulative
+    weights), i.e. its share to within one sample.
+    """
+    w = [Fraction(x).limit_denominator(10**6) for x in weights]
+    total = sum(w)
+    if total <= 0 or any(x < 0 for x in w):
+        raise IctviewError(f"mixing weights must be >= 0 with a positive sum, got {list(weights)}")
+    cum, acc = [], Fraction(0)
+    for x in w:
+        acc += x / total
+        cum.append(acc)
+
+    def quota(c: Fraction, k: int) -> int:
+        return math.floor(c * batch_size * k)
+
+    out, prev_hi, prev_lo = [], 0, 0
+    for c in cum:
+        hi, lo = quota(c, step + 1), quota(c, step)
+        out.append((hi - prev_hi) - (lo - prev_lo))
+        prev_hi, prev_lo = hi, lo
+    return out
+
+
+def sample_generator(seed: int, step: int, index: int) -> torch.Generator:
+    """The generator of sample ``index`` of the global batch at ``step``."""
+    state = np.random.SeedSequence([int(seed), int(step), int(index)]).generate_state(2, np.uint32)
+    g = torch.Generator()
+    g.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return g
+
+
+@dataclass
+class RawSample:
+    source: int
+    exam: int
+    slice: int
+    plan: AugmentPlan
+
+
+@dataclass
+class RawBatch:
+    step: int
+    samples: list[RawSample]
+    counts: list[int]  # per source, in the global batch
+
+
+@dataclass
+class Group:
+    """Samples of one batch that share an output shape (one forward pass)."""
+
+    images: torch.Tensor  # (n, C, h, w) float32 in [0, 1]
+    labels: torch.Tensor  # (n, h, w) uint8
+    cls_target: torch.Tensor  # (n,) float32, -1 = from pixels
+    sources: torch.Tensor  # (n,) int64 source index
+
+
+class BatchMaker:
+    """Global minibatches mixing sources; each DDP rank renders only its own positions."""
+
+    def __init__(
+        self,
+        sources: Sequence[SliceSource],
+        weights: Sequence[float],
+        batch_size: int,
+        seed: int,
+        windows: Sequence[Window],
+        rank: int = 0,
+        world: int = 1,
+    ):
+        if len(sources) != len(weights):
+            raise ValueError("one weight per source")
+        for s in sources:
+            if len(s) == 0:
+                raise IctviewError(f"training source '{s.name}' has no slices")
+        if batch_size % world:
+            raise IctviewError(f"train.batch_size {batch_size} must be divisible by {world} ranks")
+        self.sources = list(sources)
+        self.weights = list(weights)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.windows = tuple(windows)
+        self.rank, self.world = rank, world
+
+    def composition(self, step: int) -> list[int]:
+        """Source index of each position of the global batch."""
+        counts = mix_counts(self.weights, self.batch_size, step)
+        return [j for j, c in enumerate(counts) for _ in range(c)]
+
+    def raw(self, step: int) -> RawBatch:
+        comp = self.composition(step)
+        samples = []
+        for i in range(self.rank, self.batch_size, self.world):
+            j = comp[i]
+            src = self.sources[j]
+            gen = sample_generator(self.seed, step, i)
+            row = src.pick(gen)
+            e, z = (int(v) for v in src.index[row])
+            plan = plan_sample(src.labels[e][z], src.augment, gen)
+            samples.append(RawSample(j, e, z, plan))
+        counts = [comp.count(j) for j in range(len(self.sources))]
+        return RawBatch(step, samples, counts)
+
+    def render(self, raw: RawBatch, device: torch.device | str = "cpu") -> list[Group]:
+        """Windows + augmentation on ``device``; samples grouped by input and output shape."""
+        keys: dict[tuple, list[RawSample]] = {}
+        for s in raw.samples:
+            hu = self.sources[s.source].hu[s.exam]
+            key = (hu.shape[1:], len(s.plan.src_y), len(s.plan.src_x))
+            keys.setdefault(key, []).append(s)
+        groups = []
+        for members in keys.values():
+            hu = np.stack([self.sources[s.source].hu[s.exam][s.slice] for s in members])
+            lab = np.stack([self.sources[s.source].labels[s.exam][s.slice] for s in members])
+            hu_t = torch.from_numpy(hu).to(device, non_blocking=True)
+            lab_t = torch.from_numpy(lab).to(device, non_blocking=True)
+            plans = [s.plan for s in members]
+            geometry_only = [replace(p, contrast_kind=CONTRAST_NONE, contrast_param=1.0)
+                             for p in plans]
+            shifted = (hu_t.float() - AIR_HU)[:, None]  # air -> 0 = grid_sample's padding
+            hu_out, labels = apply_plans(shifted, lab_t, geometry_only)
+            images = apply_windows_batch(hu_out[:, 0] + AIR_HU, self.windows)
+            kind = torch.tensor([p.contrast_kind for p in plans])
+            param = torch.tensor([p.contrast_param for p in plans], dtype=torch.float32)
+            images = apply_contrast(images, kind, param)
+            no_pixels = torch.tensor([not self.sources[s.source].pixel_loss for s in members],
+                                     device=labels.device)
+            if no_pixels.any():
+                labels = torch.where(no_pixels[:, None, None], torch.full_like(labels, IGNORE),
+                                     labels)
+            cls = []
+            for s in members:
+                t = self.sources[s.source].cls_target
+                cls.append(-1.0 if t is None else float(t[s.exam][s.slice]))
+            groups.append(Group(
+                images, labels, torch.tensor(cls, dtype=torch.float32, device=device),
+                torch.tensor([s.source for s in members], dtype=torch.int64, device=device),
+            ))
+        return groups
+
+    def batch(self, step: int, device: torch.device | str = "cpu") -> list[Group]:
+        return self.render(self.raw(step), device)
+
+
+class Prefetcher:
+    """Plans (CPU) the next batches in a background thread while the model trains.
+
+    Planning reads only label maps and numpy arrays and releases the GIL in numpy and torch,
+    so one thread keeps ahead of a GPU step; rendering runs on the device in the caller.
+    """
+
+    def __init__(self, maker: BatchMaker, steps: Iterable[int], depth: int = 4):
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(maker, list(steps)), daemon=True)
+        self._thread.start()
+
+    def _run(self, maker: BatchMaker, steps: list[int]) -> None:
+        try:
+            for s in steps:
+                if self._stop.is_set():
+                    return
+                item = maker.raw(s)
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # surfaced in get()
+            self._q.put(e)
+
+    def get(self) -> RawBatch:
+        item = self._q.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
