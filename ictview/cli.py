@@ -366,7 +366,7 @@ def cmd_open(args) -> int:
     if args.view and args.screenshot is not None:
         if args.workspace is None:
             raise IctviewError("--view with --screenshot needs a workspace")
-        from ictview.gui.panels_launch import render_panel
+        from ictview.gui.panel_screenshots import render_panel
 
         return render_panel(args.workspace, args.view, args.screenshot, run=args.run, exam=args.exam)
     return run_gui(args.workspace, screenshot=args.screenshot, exam=args.exam, view=args.view,

@@ -168,7 +168,7 @@ def bench_gui(repeats: int = 60) -> dict:
     from ictview.core import paint
     from ictview.core.mpr import AXIAL, CORONAL, SAGITTAL, planes_for
     from ictview.gui.app import ensure_app
-    from ictview.gui.main_window import MainWindow
+    from ictview.gui.shell.main_window import MainWindow
 
     app = ensure_app()
     r: dict = {"shape": list(SHAPE), "window": list(WINDOW_SIZE)}

@@ -22,14 +22,14 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
             demo_training: bool = False) -> int:
     """`view`: also open one of the panels (training, ranker, review, compare, dashboard);
     `layout`: axial, mpr (1x3) or mpr-2x2. `demo_training`: once the window is up, train
-    the demo's models in the background (gui/demo_driver.py; not with a screenshot)."""
+    the demo's models in the background (gui/training/demo_training.py; not with a screenshot)."""
     if screenshot is not None:
         from ictview.gui.app import use_offscreen_platform
 
         use_offscreen_platform()
     from ictview.gui.app import ensure_app, settings
-    from ictview.gui.main_window import MainWindow, recent_workspaces
-    from ictview.gui.shared_screenshot import dispose
+    from ictview.gui.screenshot import dispose
+    from ictview.gui.shell.main_window import MainWindow, recent_workspaces
 
     app = ensure_app()
     if screenshot is None:
@@ -74,7 +74,7 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
         if demo_training and win.ws is not None:
             from PySide6 import QtCore
 
-            from ictview.gui.demo_driver import DemoTraining
+            from ictview.gui.training.demo_training import DemoTraining
 
             win.demo_training = DemoTraining(win)  # kept: it lives as long as the window
             QtCore.QTimer.singleShot(0, win.demo_training.start)  # once the window is painted
@@ -117,7 +117,7 @@ def first_labelled_exam(win) -> str | None:
     """The first exam with labels in the shown labelset. In preview mode, when the
     rater has none yet, switch to the first labelset that has some (shown read-only,
     so a screenshot shows an overlay). Else the first exam."""
-    from ictview.gui.exam_list import STATUS_LABELLED, label_status
+    from ictview.gui.shell.exam_list import STATUS_LABELLED, label_status
 
     def first(rows) -> str | None:
         return next((r.name for r in rows if r.status == STATUS_LABELLED), None)
@@ -135,7 +135,7 @@ def first_labelled_exam(win) -> str | None:
 
 def save_screenshot(app, win, path: Path) -> int:
     """Render a painting window (main or test-retest) with its cursor on the labels."""
-    from ictview.gui.shared_screenshot import grab_png
+    from ictview.gui.screenshot import grab_png
 
     def prepare() -> None:
         viewer = getattr(win, "viewer", None)

@@ -7,7 +7,7 @@ ictview/resources/configs/demo.toml), in the order that fills the views soonest:
     teacher baseline -> evaluate baseline -> pseudolabel baseline-pl -> student ss -> evaluate ss
 
 (review, compare and the dashboard show the baseline after step 2, the ranker after step 3).
-The GUI runs them one after the other through the training launcher (gui/demo_driver.py);
+The GUI runs them one after the other through the training launcher (gui/training/demo_training.py);
 `ictview demo --no-gui --train` runs them here in the foreground (`run_foreground`). A step
 already done (a final checkpoint, a finished pseudo-label run, a metrics.json) is skipped,
 so the demo can be stopped and started again and continues where it was.

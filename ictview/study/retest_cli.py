@@ -128,7 +128,7 @@ def add_retest_parser(subparsers) -> argparse.ArgumentParser:
 
 def _session(args) -> int:
     # the only retest command that needs Qt: imported here so the study package stays Qt-free
-    from ictview.gui.retest_session_view import run_retest_gui
+    from ictview.gui.retest.session_window import run_retest_gui
 
     if not (args.workspace / "workspace.sqlite").exists():
         raise IctviewError(f"{args.workspace}: not an ictview workspace (no workspace.sqlite)")

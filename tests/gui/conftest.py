@@ -59,7 +59,7 @@ def positive_exam(ws_root: Path, labelset: str = "reference") -> str:
 def window(qtbot, tiny_workspace_copy):
     """The main window on a copy of the tiny workspace, rater 'tester', an exam open."""
     from ictview.gui.app import ensure_app
-    from ictview.gui.main_window import MainWindow
+    from ictview.gui.shell.main_window import MainWindow
 
     ensure_app()
     win = MainWindow(headless=True)

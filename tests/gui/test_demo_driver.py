@@ -36,7 +36,7 @@ n_boot = 20
 
 def test_demo_trains_in_the_launcher_and_the_views_fill_in(window, qtbot, tmp_path,
                                                            monkeypatch):
-    from ictview.gui.demo_driver import DemoTraining
+    from ictview.gui.training.demo_training import DemoTraining
 
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "demo.toml").write_text(FAST_DEMO)

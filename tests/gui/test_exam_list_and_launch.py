@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtGui, QtWidgets
 
-from ictview.gui.exam_list import ALL, STATUS_LABELLED, STATUS_NONE
+from ictview.gui.shell.exam_list import ALL, STATUS_LABELLED, STATUS_NONE
 from ictview.store.workspace import Workspace
 
 from .conftest import RATER, brain_pixel, drag, positive_exam
@@ -132,7 +132,7 @@ def _rgb(img: QtGui.QImage) -> np.ndarray:
 
 def test_screenshot_shows_the_label_overlay_on_the_ct(tiny_workspace_copy, tmp_path, qtbot):
     from ictview.gui.launch import first_labelled_exam, save_screenshot
-    from ictview.gui.main_window import MainWindow
+    from ictview.gui.shell.main_window import MainWindow
 
     win = MainWindow(headless=True)
     qtbot.addWidget(win)
@@ -180,7 +180,7 @@ def test_run_gui_reports_bad_input_in_one_line(tmp_path, qapp, capsys):
 
 def test_gui_never_imports_torch_or_training():
     code = (
-        "import sys; import ictview.gui.main_window, ictview.gui.launch, ictview.gui.bench; "
+        "import sys; import ictview.gui.shell.main_window, ictview.gui.launch, ictview.gui.bench; "
         "bad = [m for m in ('torch', 'training') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -190,7 +190,7 @@ def test_gui_never_imports_torch_or_training():
 
 
 def test_recent_workspaces_are_remembered(window, tiny_workspace_copy):
-    from ictview.gui.main_window import recent_workspaces
+    from ictview.gui.shell.main_window import recent_workspaces
 
     assert recent_workspaces()[0] == str(Path(tiny_workspace_copy).resolve())
 
@@ -213,7 +213,7 @@ def test_run_gui_event_loop_uses_stored_rater_and_recent_workspace(tiny_workspac
 
     from ictview.gui.app import settings
     from ictview.gui.launch import run_gui
-    from ictview.gui.main_window import MainWindow, remember_recent
+    from ictview.gui.shell.main_window import MainWindow, remember_recent
 
     settings().setValue("rater", "alice")
     remember_recent(tiny_workspace_copy)

@@ -38,9 +38,9 @@ def external_ws(tiny_workspace_copy, tmp_path):
 
 def test_external_run_is_listed_by_review_compare_and_dashboard(qtbot, external_ws):
     from ictview.gui.app import ensure_app
-    from ictview.gui.compare_view import CompareView
-    from ictview.gui.dashboard import Dashboard
-    from ictview.gui.review_view import ReviewView
+    from ictview.gui.review.compare_view import CompareView
+    from ictview.gui.review.dashboard import Dashboard
+    from ictview.gui.review.review_view import ReviewView
 
     ensure_app()
     review = ReviewView(external_ws, headless=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ictview.gui import assist
+from ictview.gui.annotate import model_assist as assist
 from ictview.store.arrays import Prediction
 from ictview.store.workspace import Workspace
 
@@ -20,7 +20,7 @@ def test_the_overlay_switches_to_the_new_run_when_the_fine_tune_finishes(window,
     from training.config import load_config
     from training.trainer import Trainer
 
-    from ictview.gui.my_labels import MyLabelsTraining
+    from ictview.gui.annotate.train_my_labels import MyLabelsTraining
 
     win = window
     root = win.ws.root

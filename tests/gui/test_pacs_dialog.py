@@ -26,7 +26,7 @@ def server(synth_tiny, tmp_path_factory):
 
 
 def _dialog(qtbot, root, url, **kw):
-    from ictview.gui.pacs_dialog import PacsDialog
+    from ictview.gui.pacs.pacs_dialog import PacsDialog
 
     d = PacsDialog(None, root, **kw)
     qtbot.addWidget(d)

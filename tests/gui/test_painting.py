@@ -153,7 +153,7 @@ def test_closing_waits_for_saves(window):
 
 
 def test_export_dialog_writes_nifti_of_the_painted_labels(window, qtbot, tmp_path):
-    from ictview.gui.main_window import ExportDialog
+    from ictview.gui.shell.main_window import ExportDialog
     from ictview.io.export import read_nifti
 
     win, view = window, window.slice_view

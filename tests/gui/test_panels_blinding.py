@@ -52,7 +52,7 @@ def file_reads(monkeypatch):
 @pytest.mark.parametrize("view", VIEWS)
 def test_no_view_reads_a_study_exam_for_the_rater(qapp, blinded_ws, file_reads, tmp_path, view,
                                                   capsys):
-    from ictview.gui.panels_launch import render_panel
+    from ictview.gui.panel_screenshots import render_panel
 
     root, study_exams = blinded_ws
     png = tmp_path / f"{view}.png"
@@ -67,7 +67,7 @@ def test_no_view_reads_a_study_exam_for_the_rater(qapp, blinded_ws, file_reads, 
 def test_the_dashboard_refuses_rather_than_computing_on_fewer_exams(qtbot, blinded_ws,
                                                                     file_reads):
     from ictview.gui.app import ensure_app
-    from ictview.gui.dashboard import Dashboard
+    from ictview.gui.review.dashboard import Dashboard
 
     root, study_exams = blinded_ws
     ensure_app()
@@ -85,7 +85,7 @@ def test_the_dashboard_refuses_rather_than_computing_on_fewer_exams(qtbot, blind
 
 def test_the_review_says_why_a_study_exam_does_not_open(qtbot, blinded_ws, file_reads):
     from ictview.gui.app import ensure_app
-    from ictview.gui.review_view import ReviewView
+    from ictview.gui.review.review_view import ReviewView
 
     root, study_exams = blinded_ws
     ensure_app()
@@ -107,7 +107,7 @@ def test_the_review_says_why_a_study_exam_does_not_open(qtbot, blinded_ws, file_
 def test_the_administrator_reviews_the_study_exams(qapp, blinded_ws, file_reads, tmp_path,
                                                    monkeypatch):
     import ictview.identity
-    from ictview.gui.panels_launch import render_panel
+    from ictview.gui.panel_screenshots import render_panel
 
     monkeypatch.setattr(ictview.identity, "current_login", lambda: ADMIN)
     root, study_exams = blinded_ws

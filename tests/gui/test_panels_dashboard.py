@@ -20,7 +20,7 @@ def review_ws(tiny_workspace_copy):
 
 def test_dashboard_curves_table1_and_export(qtbot, review_ws, tmp_path):
     from ictview.gui.app import ensure_app
-    from ictview.gui.dashboard import Dashboard
+    from ictview.gui.review.dashboard import Dashboard
 
     ensure_app()
     d = Dashboard(review_ws, headless=True)
@@ -60,7 +60,7 @@ def test_dashboard_curves_table1_and_export(qtbot, review_ws, tmp_path):
 def test_each_panel_renders_offscreen(review_ws, tmp_path):
     """`render_panel` for every view, in a fresh process as `ictview open --view` runs it."""
     code = (
-        "import sys; from ictview.gui.panels_launch import render_panel, VIEWS; "
+        "import sys; from ictview.gui.panel_screenshots import render_panel, VIEWS; "
         f"rc = [render_panel({str(review_ws)!r}, v, {str(tmp_path)!r} + f'/{{v}}.png') "
         "for v in VIEWS]; "
         "bad = [m for m in ('torch', 'training') if m in sys.modules]; "
@@ -78,7 +78,7 @@ def test_each_panel_renders_offscreen(review_ws, tmp_path):
 
 
 def test_render_panel_bad_input_is_one_line(tmp_path, capsys):
-    from ictview.gui.panels_launch import render_panel
+    from ictview.gui.panel_screenshots import render_panel
 
     assert render_panel(tmp_path / "missing", "review", tmp_path / "x.png") == 2
     assert render_panel(tmp_path, "nope", tmp_path / "x.png") == 2

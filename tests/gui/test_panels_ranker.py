@@ -29,7 +29,7 @@ def pl_workspace(tiny_workspace, tmp_path_factory):
 @pytest.fixture
 def ranker(qtbot, pl_workspace):
     from ictview.gui.app import ensure_app
-    from ictview.gui.ranker_panel import RankerPanel
+    from ictview.gui.review.ranker_panel import RankerPanel
 
     ensure_app()
     p = RankerPanel(pl_workspace, RATER, headless=True)
@@ -89,7 +89,7 @@ def test_judgments_persist_and_change_the_next_student_runs_c(ranker, qtbot, pl_
         assert rr.chosen_ranker(ws, "baseline-pl") == (20.0, 0.6, 0.25)
 
     # a fresh panel shows the marks again
-    from ictview.gui.ranker_panel import RankerPanel
+    from ictview.gui.review.ranker_panel import RankerPanel
 
     again = RankerPanel(pl_workspace, RATER, headless=True)
     qtbot.addWidget(again)
@@ -98,7 +98,7 @@ def test_judgments_persist_and_change_the_next_student_runs_c(ranker, qtbot, pl_
     again.shutdown()
 
     # the training panel's student picks the choice up and trains with it
-    from ictview.gui.training_panel import TrainingPanel
+    from ictview.gui.training.training_panel import TrainingPanel
 
     train = TrainingPanel(pl_workspace, headless=True)
     qtbot.addWidget(train)

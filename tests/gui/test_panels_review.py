@@ -31,7 +31,7 @@ def review_ws(tiny_workspace_copy):
 @pytest.fixture
 def review(qtbot, review_ws):
     from ictview.gui.app import ensure_app
-    from ictview.gui.review_view import ReviewView
+    from ictview.gui.review.review_view import ReviewView
 
     ensure_app()
     v = ReviewView(review_ws, headless=True)
@@ -137,7 +137,7 @@ def test_exam_scores_are_listed_and_sortable(review, review_ws):
 @pytest.fixture
 def compare(qtbot, review_ws):
     from ictview.gui.app import ensure_app
-    from ictview.gui.compare_view import CompareView
+    from ictview.gui.review.compare_view import CompareView
 
     ensure_app()
     v = CompareView(review_ws, headless=True)
@@ -152,7 +152,7 @@ def compare(qtbot, review_ws):
 
 def same_range(a, b) -> bool:
     """Same centre and magnification (the views may differ by a pixel in size)."""
-    from ictview.gui.compare_view import view_geometry
+    from ictview.gui.review.compare_view import view_geometry
 
     return np.allclose(view_geometry(a), view_geometry(b), rtol=1e-6, atol=1e-6)
 
@@ -167,7 +167,7 @@ def test_synchronized_views_stay_in_sync_after_scrolling_either_one(compare, qtb
     assert a.z == 5 and b.z == 5
     wheel(b, 64, 64, -3)  # scroll on B
     assert b.z == 2 and a.z == 2
-    from ictview.gui.compare_view import view_geometry
+    from ictview.gui.review.compare_view import view_geometry
 
     scale = view_geometry(a)[2]
     wheel(b, 50, 60, 3, QtCore.Qt.KeyboardModifier.ControlModifier)  # zoom on B
@@ -199,7 +199,7 @@ def test_exams_sorted_by_disagreement_with_a_summary_line(compare):
 
 
 def test_review_without_predictions_says_so(qtbot, tiny_workspace_copy):
-    from ictview.gui.review_view import ReviewView
+    from ictview.gui.review.review_view import ReviewView
 
     v = ReviewView(tiny_workspace_copy, headless=True)
     qtbot.addWidget(v)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def panel(qtbot, tiny_workspace_copy):
     from ictview.gui.app import ensure_app
-    from ictview.gui.training_panel import TrainingPanel
+    from ictview.gui.training.training_panel import TrainingPanel
 
     ensure_app()
     p = TrainingPanel(tiny_workspace_copy, headless=True)
@@ -129,7 +129,7 @@ def test_closing_the_app_stops_or_leaves_the_run(window, qtbot, tiny_workspace_c
     with Workspace.open(tiny_workspace_copy) as ws:
         assert ws.run("closing")["status"] == "interrupted"
 
-    from ictview.gui.training_panel import TrainingPanel
+    from ictview.gui.training.training_panel import TrainingPanel
 
     p2 = TrainingPanel(tiny_workspace_copy, headless=True)
     qtbot.addWidget(p2)

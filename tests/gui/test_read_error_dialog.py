@@ -13,7 +13,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets  # noqa: I001
 
 from ictview.gui.app import ensure_app
-from ictview.gui.main_window import MainWindow
+from ictview.gui.shell.main_window import MainWindow
 from ictview.store.workspace import Workspace
 
 RATER = "tester"

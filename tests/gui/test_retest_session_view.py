@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ictview.gui.exam_list import ExamListPanel
+from ictview.gui.shell.exam_list import ExamListPanel
 from ictview.store import arrays
 from ictview.store.arrays import Prediction
 from ictview.store.workspace import Workspace
@@ -66,7 +66,7 @@ def file_reads(monkeypatch):
 
 def make_window(qtbot, root, clock):
     from ictview.gui.app import ensure_app
-    from ictview.gui.retest_session_view import RetestSessionWindow
+    from ictview.gui.retest.session_window import RetestSessionWindow
 
     ensure_app()
     win = RetestSessionWindow(root, STUDY, RATER, clock=clock, headless=True)
@@ -160,7 +160,7 @@ def test_before_the_washout_the_window_says_when_it_opens(qtbot, study_ws, file_
 
 
 def test_screenshot_of_a_session_in_progress_writes_nothing(qtbot, study_ws, tmp_path):
-    from ictview.gui.retest_session_view import run_retest_gui
+    from ictview.gui.retest.session_window import run_retest_gui
 
     root, clock, order = study_ws
     with Workspace.open(root) as ws:

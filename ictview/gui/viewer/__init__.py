@@ -1,2 +1,3 @@
 """Slice views over the Qt-free MPR model (ictview.core.mpr, ictview.core.measure):
-PlaneView (one plane), MprViewer (the axial / MPR layouts), the DICOM tag browser."""
+SliceView (CT + label overlay), PlaneView (one plane), MprViewer (the axial / MPR layouts),
+the cursor status bar, the exam cache and the DICOM tag browser."""

@@ -165,7 +165,7 @@ class MprViewer(QtWidgets.QWidget):
     def sync_tools(self, m) -> None:
         """Window, overlay and tool settings of the model into the coronal and sagittal views
         (the host syncs the axial one)."""
-        from ictview.gui.shared_annotation import apply_view_tools
+        from ictview.gui.annotate.annotation_host import apply_view_tools
 
         for name in (CORONAL, SAGITTAL):
             apply_view_tools(self.views[name], m)

@@ -21,7 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 import pyqtgraph as pg
 from ictview.core.measure import Measurement
 from ictview.core.mpr import AXIAL, Plane, scale_bar, scale_text
-from ictview.gui.slice_view import SliceView, outline
+from ictview.gui.viewer.slice_view import SliceView, outline
 
 Qt = QtCore.Qt
 VIEW_TOOLS = ("crosshair", "ruler", "ellipse", "freehand")

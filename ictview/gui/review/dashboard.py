@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtWidgets  # noqa: I001  (before pyqtgraph)
 import pyqtgraph as pg
 
 from ictview.errors import IctviewError
-from ictview.gui import panel_common as pc
+from ictview.gui import panel_widgets as pc
 from ictview.gui.app import COLORS
 from ictview.gui.workers import Worker
 from ictview.stats.effort import effort_by_run

@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6 import QtCore
 
 from ictview.errors import IctviewError
-from ictview.gui import assist
+from ictview.gui.annotate import model_assist as assist
 from ictview.study.training_job import JobSpec, start_job
 
 PREDICT_ROLES = ["validation", "test", "labeled", "unlabeled"]

@@ -20,7 +20,7 @@ def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None =
 
     use_offscreen_platform()
     from ictview.gui.app import ensure_app
-    from ictview.gui.shared_screenshot import dispose, grab_png
+    from ictview.gui.screenshot import dispose, grab_png
 
     app = ensure_app()
     panel = None
@@ -41,7 +41,7 @@ def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None =
 
 def _build(view: str, ws: Path, run: str | None, exam: str | None):
     if view == "training":
-        from ictview.gui.training_panel import TrainingPanel
+        from ictview.gui.training.training_panel import TrainingPanel
 
         p = TrainingPanel(ws, headless=True)
         names = [r["name"] for r in p._runs]
@@ -51,7 +51,7 @@ def _build(view: str, ws: Path, run: str | None, exam: str | None):
         return p
     if view == "ranker":
         from ictview.gui.launch import DEMO_RATER, stored_rater
-        from ictview.gui.ranker_panel import RankerPanel
+        from ictview.gui.review.ranker_panel import RankerPanel
 
         p = RankerPanel(ws, stored_rater() or DEMO_RATER, headless=True)
         if run:
@@ -59,7 +59,7 @@ def _build(view: str, ws: Path, run: str | None, exam: str | None):
         p.show_below.setChecked(True)
         return p
     if view == "review":
-        from ictview.gui.review_view import ReviewView
+        from ictview.gui.review.review_view import ReviewView
 
         p = ReviewView(ws, headless=True)
         runs = [p.run_combo.itemText(i) for i in range(p.run_combo.count())]
@@ -73,14 +73,14 @@ def _build(view: str, ws: Path, run: str | None, exam: str | None):
             p.open_exam(target)
         return p
     if view == "compare":
-        from ictview.gui.compare_view import CompareView
+        from ictview.gui.review.compare_view import CompareView
 
         p = CompareView(ws, headless=True)
         target = exam or _differing_exam(p)
         if target:
             p.open_exam(target)
         return p
-    from ictview.gui.dashboard import Dashboard
+    from ictview.gui.review.dashboard import Dashboard
 
     p = Dashboard(ws, headless=True)
     if run:

@@ -17,12 +17,12 @@ from PySide6 import QtCore, QtWidgets
 from ictview.core import overlay as ov
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
-from ictview.gui import panel_common as pc
-from ictview.gui.prediction_layer import COMPARISON, HEATMAP, PredictionLayer
-from ictview.gui.review_view import threshold_slider, window_combo
-from ictview.gui.slice_view import SliceView
-from ictview.study import run_review as rv
+from ictview.gui import panel_widgets as pc
+from ictview.gui.review.prediction_layer import COMPARISON, HEATMAP, PredictionLayer
+from ictview.gui.review.review_view import threshold_slider, window_combo
+from ictview.gui.viewer.slice_view import SliceView
 from ictview.store.workspace import Workspace
+from ictview.study import run_review as rv
 
 Qt = QtCore.Qt
 MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",

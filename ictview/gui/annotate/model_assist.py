@@ -95,6 +95,6 @@ def install_assist(win) -> None:
       tip="The exam the active-learning queue serves next [N in the exam list]")
     A("cycle_class", "Cycle label class", lambda: win.model and win.model.cycle_class(), "K")
     win.exam_list.next_requested.connect(lambda: open_next(win))
-    from ictview.gui.my_labels import install_my_labels
+    from ictview.gui.annotate.train_my_labels import install_my_labels
 
     install_my_labels(win)

@@ -24,7 +24,7 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: I001  (before pyqtgraph)
 import pyqtgraph as pg
 
 from ictview.errors import IctviewError
-from ictview.gui import panel_common as pc
+from ictview.gui import panel_widgets as pc
 from ictview.gui.app import COLORS
 from ictview.study import ranker_review as rr
 from ictview.study.training_job import (
@@ -176,7 +176,7 @@ class TrainingPanel(QtWidgets.QWidget):
         # left: the form
         self.command = QtWidgets.QComboBox()
         for c in COMMANDS:
-            if c == "finetune":  # started by Labels > Train with my labels (gui/my_labels.py)
+            if c == "finetune":  # started by Labels > Train with my labels (gui/annotate/train_my_labels.py)
                 continue
             self.command.addItem(c.capitalize() if c != "pseudolabel" else "Pseudo-label", c)
         self.command_help = pc.muted()

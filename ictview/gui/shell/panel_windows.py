@@ -105,25 +105,25 @@ class PanelsHost(QtCore.QObject):
         headless = bool(getattr(self.win, "headless", False))
         root = self.root
         if key == "training":
-            from ictview.gui.training_panel import TrainingPanel
+            from ictview.gui.training.training_panel import TrainingPanel
 
             panel = TrainingPanel(root, headless=headless)
             # a finished command may have made predictions: the open views show them
             panel.job_finished.connect(lambda *_: self.refresh_views())
             return panel
         if key == "ranker":
-            from ictview.gui.ranker_panel import RankerPanel
+            from ictview.gui.review.ranker_panel import RankerPanel
 
             return RankerPanel(root, getattr(self.win, "rater", ""), headless=headless)
         if key == "review":
-            from ictview.gui.review_view import ReviewView
+            from ictview.gui.review.review_view import ReviewView
 
             return ReviewView(root, headless=headless)
         if key == "compare":
-            from ictview.gui.compare_view import CompareView
+            from ictview.gui.review.compare_view import CompareView
 
             return CompareView(root, headless=headless)
-        from ictview.gui.dashboard import Dashboard
+        from ictview.gui.review.dashboard import Dashboard
 
         return Dashboard(root, headless=headless)
 

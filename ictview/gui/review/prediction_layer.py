@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ictview.core import overlay as ov
-from ictview.gui.slice_view import SliceView
+from ictview.gui.viewer.slice_view import SliceView
 
 COMPARISON, HEATMAP = "comparison", "heatmap"
 

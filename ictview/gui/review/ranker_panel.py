@@ -23,11 +23,11 @@ from scipy import ndimage
 from ictview.core import overlay as ov
 from ictview.core.window import WINDOW_PRESETS, apply_window
 from ictview.errors import IctviewError
-from ictview.gui import panel_common as pc
+from ictview.gui import panel_widgets as pc
 from ictview.gui.app import COLORS
 from ictview.gui.workers import Worker
-from ictview.study import ranker_review as rr
 from ictview.store.workspace import Workspace
+from ictview.study import ranker_review as rr
 
 Qt = QtCore.Qt
 TILE = 226

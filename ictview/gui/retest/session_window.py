@@ -29,12 +29,12 @@ from ictview.core.annotation import AnnotationModel
 from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
-from ictview.gui.retest_panel import RetestBanner, RetestMessagePage, RetestPanel
-from ictview.gui.shared_screenshot import SCREENSHOT_SIZE, dispose
-from ictview.gui.shared_annotation import AnnotationHost, preset_of
-from ictview.gui.slice_view import SliceView
-from ictview.gui.status import StatusBar
-from ictview.gui.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
+from ictview.gui.annotate.annotation_host import AnnotationHost, preset_of
+from ictview.gui.annotate.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
+from ictview.gui.retest.session_widgets import RetestBanner, RetestMessagePage, RetestPanel
+from ictview.gui.screenshot import SCREENSHOT_SIZE, dispose
+from ictview.gui.viewer.slice_view import SliceView
+from ictview.gui.viewer.status_bar import StatusBar
 from ictview.store.workspace import Workspace
 from ictview.study.blinding import BlindingGuard
 from ictview.study.clock import Clock, SystemClock, human, human_duration

@@ -19,20 +19,20 @@ from ictview.core.annotation import AnnotationModel, rater_labelset
 from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError, read_error
-from ictview.gui import assist
+from ictview.gui.annotate import model_assist as assist
+from ictview.gui.annotate.annotation_host import AnnotationHost, preset_of
+from ictview.gui.annotate.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
 from ictview.gui.app import settings
 from ictview.gui.error_hook import error_line
-from ictview.gui.exam_list import ExamListPanel
-from ictview.gui.exam_verifier import ExamVerifier
-from ictview.gui.panels_host import PanelsHost
-from ictview.gui.shared_annotation import AnnotationHost, preset_of
+from ictview.gui.shell.exam_list import ExamListPanel
+from ictview.gui.shell.exam_verifier import ExamVerifier
+from ictview.gui.shell.panel_windows import PanelsHost
 from ictview.gui.viewer.actions import install_viewer_actions
 from ictview.gui.viewer.exam_cache import read_volume as cached_volume
 from ictview.gui.viewer.exam_cache import show_first_slice
 from ictview.gui.viewer.mpr_viewer import MprViewer
 from ictview.gui.viewer.plane_view import PlaneView
-from ictview.gui.status import StatusBar
-from ictview.gui.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
+from ictview.gui.viewer.status_bar import StatusBar
 from ictview.store.workspace import Workspace
 
 Qt = QtCore.Qt
@@ -678,7 +678,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         dialog.deleteLater()
 
     def _open_pacs(self) -> None:
-        from ictview.gui.pacs_dialog import PacsDialog
+        from ictview.gui.pacs.pacs_dialog import PacsDialog
 
         if self.model is not None:
             self.model.flush()  # send what the rater sees

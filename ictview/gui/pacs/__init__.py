@@ -1,0 +1,1 @@
+"""File > PACS: a thin dialog over ictview.pacs."""
