@@ -211,6 +211,29 @@ def error_regions(reference: np.ndarray | None, prediction: np.ndarray,
     return sorted(regions, key=lambda r: (r.peak_z, r.center[0], r.center[1], r.kind))
 
 
+def region_frame(region: Region, shape_yx: tuple[int, int], min_fraction: float = 0.5,
+                 context: float = 4.0) -> tuple[float, float, float, float]:
+    """The part of a slice a jump to `region` shows, as (row0, col0, row1, col1) in pixels:
+    centred on the region, `context` times its size but never less than `min_fraction` of
+    the slice's larger side (a reader judges a finding against the anatomy around it), and
+    shifted, not cut, to stay inside the slice. FP and FN jumps frame the same way."""
+    ny, nx = shape_yx
+    r0, c0, r1, c1 = region.bbox
+    side = max((r1 - r0) * context, (c1 - c0) * context, min_fraction * max(ny, nx))
+    side = min(side, float(max(ny, nx)))
+    out = []
+    for centre, n in ((region.center[0] + 0.5, ny), (region.center[1] + 0.5, nx)):
+        half = side / 2
+        lo = centre - half
+        if side <= n:  # inside the slice: shift back from an edge rather than show outside
+            lo = min(max(lo, 0.0), n - side)
+        else:  # the frame is wider than the slice along this axis: centre the slice in it
+            lo = (n - side) / 2
+        out.append((lo, lo + side))
+    (a, b), (c, d) = out
+    return a, c, b, d
+
+
 def next_region(regions: list[Region], z: int, current: Region | None = None,
                 forward: bool = True) -> Region | None:
     """The region to jump to from slice z: after (before) `current` in slice order, or, when

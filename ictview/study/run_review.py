@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from ictview.core.overlay import hemorrhage
 from ictview.errors import IctviewError
+from ictview.stats.report_data import MODEL_KINDS
 from ictview.store.workspace import Workspace
 
 REFERENCE_LABELSET = "reference"
@@ -24,9 +25,24 @@ _STRUCTURE = np.ones((3, 3, 3), bool)
 
 
 def prediction_runs(ws: Workspace) -> list[dict]:
-    """Catalog rows of the runs that have prediction files, oldest first."""
+    """Catalog rows of the model runs that have prediction files, oldest first. A pseudolabel
+    run (`<teacher>-pl`) is not a model: its files are the teacher's predictions on the
+    unlabeled role, the student's training targets, and reviewing it would review the teacher
+    on exams without a reference."""
     root = ws.root / "predictions"
-    return [r for r in ws.runs() if any((root / r["name"]).glob("*.h5"))]
+    return [r for r in ws.runs()
+            if r["kind"] in MODEL_KINDS and any((root / r["name"]).glob("*.h5"))]
+
+
+def default_run(rows: list[dict]) -> str:
+    """The run a review opens on: the study's semi-supervised model (the latest student run,
+    `ss` after `ictview-train study`), else the latest teacher, else the latest run; never
+    an oracle or ablation just because it was trained last. "" when there is none."""
+    for kind in ("student", "teacher"):
+        named = [r["name"] for r in rows if r["kind"] == kind]
+        if named:
+            return named[-1]
+    return rows[-1]["name"] if rows else ""
 
 
 @dataclass

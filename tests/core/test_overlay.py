@@ -110,3 +110,17 @@ def test_specks_below_the_minimum_size_are_not_regions() -> None:
     assert [(r.kind, r.peak_z) for r in kept] == [("TP", 3), ("FP", 6), ("FN", 7), ("FP", 9)]
     assert ov.min_region_voxels((5.0, 0.5, 0.5)) == 8  # 10 mm³ of 1.25 mm³ voxels
     assert ov.min_region_voxels((5.0, 2.0, 2.0)) == 1
+
+
+def test_region_frame_keeps_context_and_stays_inside_the_slice():
+    small = ov.Region(ov.FN, 2, 2, 2, (102.5, 102.5), (100, 100, 106, 106), 36)
+    r0, c0, r1, c1 = ov.region_frame(small, (128, 128))
+    assert r1 - r0 == c1 - c0 == 64  # half the slice, not 4 x a 6-pixel speck
+    assert (r0, c0, r1, c1) == (64, 64, 128, 128)  # shifted back from the edge, not cut
+    assert r0 <= 100 and r1 >= 106 and c0 <= 100 and c1 >= 106
+    big = ov.Region(ov.FP, 0, 0, 0, (60.0, 60.0), (30, 30, 90, 90), 3600)
+    r0, c0, r1, c1 = ov.region_frame(big, (128, 128))
+    assert r1 - r0 == 128 and (r0, c0) == (0, 0)  # 4 x 60 > the slice: the whole slice
+    wide = ov.Region(ov.FP, 0, 0, 0, (10.0, 60.0), (5, 10, 15, 110), 100)
+    r0, c0, r1, c1 = ov.region_frame(wide, (64, 128))
+    assert c1 - c0 == 128 and r1 - r0 == 128 and (r0 + r1) / 2 == 32  # slice centred in it

@@ -95,6 +95,7 @@ def test_keys_jump_to_false_positive_and_missed_regions(review, qtbot):
     assert review.open_exam(KNOWN_EXAM)
     counts = review.region_counts.text()
     assert "2 false-positive" in counts and "2 missed" in counts and "1 found" in counts
+    assert "Lesions" in counts  # says what it counts: the legend is per pixel
     review.view.set_slice(0)
     review.view.canvas.setFocus()
     qtbot.keyClick(review.view.canvas, QtCore.Qt.Key.Key_F)
@@ -108,9 +109,53 @@ def test_keys_jump_to_false_positive_and_missed_regions(review, qtbot):
     assert review.current_region.kind == ov.FN and review.view.z == Z  # MISSED, after the FP
     qtbot.keyClick(review.view.canvas, QtCore.Qt.Key.Key_N)
     assert review.view.z == FN_SLICE and "Missed" in review.region_info.text()
-    # the jump centres the region in the view
+    # a missed region is framed like a false positive: zoomed to half the 128-pixel slice
+    # around it, shifted back from the edge so the frame stays on the slice
     (x0, x1), (y0, y1) = review.view.vb.viewRange()
-    assert abs((x0 + x1) / 2 - 103) < 1 and abs((y0 + y1) / 2 - 103) < 1
+    assert 60 < x1 - x0 < 80 and x0 > 60 and x1 <= 128.5
+    assert x0 <= 100 and x1 >= 106 and y0 <= 100 and y1 >= 106
+    qtbot.keyClick(review.view.canvas, QtCore.Qt.Key.Key_F)  # the FP at rows/cols 10..16
+    (x0, x1), (y0, y1) = review.view.vb.viewRange()
+    assert 60 < x1 - x0 < 80 and x0 >= -0.5 and y0 >= -0.5 and x1 >= 16 and y1 >= 16
+
+
+def test_counter_counts_lesions_and_legend_gives_each_colours_volume(review):
+    """A found lesion partly covered: red pixels on screen, yet 0 missed lesions; the legend
+    says the red is reference-only pixels and how much of it there is."""
+    from ictview.store.workspace import Workspace
+
+    review.set_run("ss")
+    assert review.open_exam(KNOWN_EXAM)
+    review.layer.prediction[(Z, *MISSED)] = False
+    review.layer.prediction[FN_SLICE, 100:106, 100:106] = False
+    review.layer.prediction[Z, 30:34, 30:34] = True  # touches the big red square: found
+    review.layer.prediction[FN_SLICE, 100:102, 100:102] = True
+    review.layer.codes = ov.comparison_codes(review.layer.reference, review.layer.prediction)
+    review._update_regions()
+    counts = review.region_counts.text()
+    assert "0 missed" in counts and "3 found" in counts
+    ml = float(np.prod(Workspace.open(review.ws_root).exam(KNOWN_EXAM).spacing)) / 1000
+    red = int((review.layer.codes == ov.REFERENCE_ONLY).sum())
+    assert red > 0
+    text = review.swatches[0].layout().itemAt(1).widget().text()
+    assert text.startswith("Reference only (not predicted)") and f"{red * ml:.2f} mL" in text
+    assert "missed" not in text.lower()
+
+
+def test_review_opens_on_the_study_student_and_lists_no_pseudolabel_runs(qtbot, tiny_workspace_copy):
+    """Runs trained after the student (an oracle) and pseudolabel runs (teacher predictions on
+    the unlabeled role) must not be what the review opens on; -pl runs are not models."""
+    from ictview.gui.review.review_view import ReviewView
+
+    add_runs(tiny_workspace_copy, runs=(("baseline", "teacher", 0.9), ("ss", "student", 0.95),
+                                        ("baseline-pl", "pseudolabel", 0.9),
+                                        ("pixel-oracle", "pixel-oracle", 0.97)))
+    v = ReviewView(tiny_workspace_copy, headless=True)
+    qtbot.addWidget(v)
+    names = [v.run_combo.itemText(i) for i in range(v.run_combo.count())]
+    assert names == ["baseline", "ss", "pixel-oracle"]
+    assert v.run == "ss" and v.run_combo.currentText() == "ss"
+    v.shutdown()
 
 
 def test_exam_scores_are_listed_and_sortable(review, review_ws):

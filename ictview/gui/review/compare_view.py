@@ -25,8 +25,6 @@ from ictview.store.workspace import Workspace
 from ictview.study import run_review as rv
 
 Qt = QtCore.Qt
-MODEL_KINDS = ("teacher", "student", "no-ranker", "image-oracle", "pixel-oracle",
-               "external", "finetune")  # external: `ictview import-predictions`; finetune: issue 16
 
 
 class SyncedViews(QtCore.QObject):
@@ -221,7 +219,7 @@ class CompareView(QtWidgets.QWidget):
 
     def load_runs(self, a: str = "", b: str = "") -> None:
         rows = rv.prediction_runs(self.ws)
-        names = [r["name"] for r in rows if r["kind"] in MODEL_KINDS] or [r["name"] for r in rows]
+        names = [r["name"] for r in rows]  # model runs only (rv.prediction_runs)
         for combo in (self.combo_a, self.combo_b):
             combo.blockSignals(True)
             combo.clear()

@@ -25,6 +25,8 @@ from ictview.study import run_review as rv
 
 Qt = QtCore.Qt
 ROLES = ("test", "validation", "unlabeled", "labeled")
+LEGEND_TEXT = ("Reference only (not predicted)", "Prediction only (no reference)",
+               "Both (reference and prediction)")
 ALL_ROLES = "All roles"
 
 
@@ -58,7 +60,8 @@ def region_box(view: SliceView) -> QtWidgets.QGraphicsRectItem:
 
 def show_region(view: SliceView, box: QtWidgets.QGraphicsRectItem, region: ov.Region | None,
                 center: bool = True) -> None:
-    """Go to the region's largest slice, outline it, and pan it to the middle of the view."""
+    """Go to the region's largest slice, outline it, and frame it (ov.region_frame: the
+    region in the middle with the anatomy around it, the same for every kind of region)."""
     if region is None:
         box.setVisible(False)
         return
@@ -69,9 +72,9 @@ def show_region(view: SliceView, box: QtWidgets.QGraphicsRectItem, region: ov.Re
     box.setRect(QtCore.QRectF(c0 - pad, (r0 - pad) * ys, (c1 - c0) + 2 * pad,
                               ((r1 - r0) + 2 * pad) * ys))
     box.setVisible(True)
-    if center:
-        target = QtCore.QPointF(region.center[1] + 0.5, (region.center[0] + 0.5) * ys)
-        view.vb.translateBy(target - view.vb.viewRect().center())
+    if center and view.hu is not None:
+        f0, g0, f1, g1 = ov.region_frame(region, view.hu.shape[1:])
+        view.vb.setRange(QtCore.QRectF(g0, f0 * ys, g1 - g0, (f1 - f0) * ys), padding=0)
 
 
 class ReviewView(QtWidgets.QWidget):
@@ -155,9 +158,13 @@ class ReviewView(QtWidgets.QWidget):
         lg = QtWidgets.QVBoxLayout(self.legend)
         lg.setContentsMargins(0, 0, 0, 0)
         lg.setSpacing(3)
-        lg.addWidget(pc.legend_swatch(ov.REFERENCE_RGB, "Reference only (missed)"))
-        lg.addWidget(pc.legend_swatch(ov.PREDICTION_RGB, "Prediction only (false positive)"))
-        lg.addWidget(pc.legend_swatch(ov.OVERLAP_RGB, "Both (found)"))
+        # the legend is per pixel (what each colour is), the error-region counter per lesion:
+        # red pixels on a found lesion are its under-segmented rim, not a missed lesion
+        self.swatches = [pc.legend_swatch(ov.REFERENCE_RGB, LEGEND_TEXT[0]),
+                         pc.legend_swatch(ov.PREDICTION_RGB, LEGEND_TEXT[1]),
+                         pc.legend_swatch(ov.OVERLAP_RGB, LEGEND_TEXT[2])]
+        for w in self.swatches:
+            lg.addWidget(w)
         self.heat_legend = QtWidgets.QLabel()
         self.heat_legend.setVisible(False)
         lg.addWidget(self.heat_legend)
@@ -250,8 +257,9 @@ class ReviewView(QtWidgets.QWidget):
     # ---- data -----------------------------------------------------------------------------------
 
     def load_runs(self, prefer: str = "") -> None:
-        runs = [r["name"] for r in rv.prediction_runs(self.ws)]
-        pick = pc.fill_run_combo(self.run_combo, runs, prefer)
+        rows = rv.prediction_runs(self.ws)
+        runs = [r["name"] for r in rows]
+        pick = pc.fill_run_combo(self.run_combo, runs, prefer or rv.default_run(rows))
         if not pick:
             self.view.placeholder.setText("No run has predictions yet: train and evaluate a "
                                           "model (Training ▸ Training runs)")
@@ -375,8 +383,8 @@ class ReviewView(QtWidgets.QWidget):
 
     def _update_heat_legend(self) -> None:
         heat = self.layer.mode == HEATMAP
-        for i in range(3):
-            self.legend.layout().itemAt(i).widget().setVisible(not heat)
+        for w in self.swatches:
+            w.setVisible(not heat)
         self.heat_legend.setVisible(heat)
         if heat:
             lut = ov.heatmap_lut(self.layer.threshold)
@@ -429,15 +437,25 @@ class ReviewView(QtWidgets.QWidget):
         fp = [r for r in self.regions if r.kind == ov.FP]
         fn = [r for r in self.regions if r.kind == ov.FN]
         tp = [r for r in self.regions if r.kind == ov.TP]
+        mm3 = ov.MIN_REGION_MM3
         if self.layer.reference is None:
             pred = [r for r in self.regions if r.kind == ov.PRED]
             self.region_counts.setText(f"No pixel reference for this exam: "
-                                       f"{len(pred)} predicted region(s); F jumps between them.")
+                                       f"{len(pred)} predicted region(s) of ≥ {mm3:g} mm³; "
+                                       "F jumps between them.")
         else:
             self.region_counts.setText(
-                f"<span style='color:#00ff00'>{len(fp)} false-positive</span> · "
+                f"Lesions (3-D regions ≥ {mm3:g} mm³):<br>"
                 f"<span style='color:#ff4040'>{len(fn)} missed</span> · "
-                f"<span style='color:#ffff00'>{len(tp)} found</span>")
+                f"<span style='color:#ffff00'>{len(tp)} found</span> · "
+                f"<span style='color:#00ff00'>{len(fp)} false-positive</span>")
+        self.region_counts.setToolTip(
+            "Counted per lesion: a reference lesion is missed when no predicted voxel touches "
+            "it, found when one does; a false-positive region is a predicted region touching "
+            f"no reference voxel. Regions under {mm3:g} mm³ are not counted. The legend's "
+            "volumes are per pixel: the red rim of a found lesion is reference the prediction "
+            "did not cover, not a missed lesion.")
+        self._update_legend_volumes()
         has_ref = self.layer.reference is not None
         self.next_fp.setEnabled(bool(fp) or (not has_ref and bool(self.regions)))
         self.prev_fp.setEnabled(self.next_fp.isEnabled())
@@ -447,6 +465,16 @@ class ReviewView(QtWidgets.QWidget):
             self.current_region = None
             self.box.setVisible(False)
         self._update_info()
+
+    def _update_legend_volumes(self) -> None:
+        """Each colour's volume beside its swatch, so the pixel legend carries numbers too."""
+        codes = self.layer.codes
+        ml = float(np.prod(self.spacing)) / 1000.0
+        counts = np.bincount(codes.ravel(), minlength=4) if codes is not None else None
+        for w, code, text in zip(self.swatches, (ov.REFERENCE_ONLY, ov.PREDICTION_ONLY,
+                                                 ov.OVERLAP), LEGEND_TEXT):
+            label = w.layout().itemAt(1).widget()
+            label.setText(text if counts is None else f"{text}: {counts[code] * ml:.2f} mL")
 
     def jump(self, kind: str, forward: bool = True) -> ov.Region | None:
         """Go to the next (previous) region of `kind` (FP or FN) from the current position."""
