@@ -65,8 +65,7 @@ def _build(view: str, ws: Path, run: str | None, exam: str | None):
         runs = [p.run_combo.itemText(i) for i in range(p.run_combo.count())]
         if not runs:
             raise IctviewError(f"{ws}: no run has predictions to review")
-        p.set_run(run if run in runs else next((r for r in ("ss", "baseline") if r in runs),
-                                               runs[-1]))
+        p.set_run(run if run in runs else p.run)  # else the review's own default (the student)
         p.set_opacity(0.8)
         target = exam or _interesting_exam(p)
         if target:
@@ -76,6 +75,8 @@ def _build(view: str, ws: Path, run: str | None, exam: str | None):
         from ictview.gui.review.compare_view import CompareView
 
         p = CompareView(ws, headless=True)
+        if not p.combo_a.count():
+            raise IctviewError(f"{ws}: no run has predictions to compare")
         target = exam or _differing_exam(p)
         if target:
             p.open_exam(target)

@@ -87,6 +87,17 @@ def test_render_panel_bad_input_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_review_and_compare_of_a_workspace_without_runs_are_one_line(tiny_workspace_copy,
+                                                                     tmp_path, capsys):
+    from ictview.gui.panel_screenshots import render_panel
+
+    for view in ("review", "compare"):
+        assert render_panel(tiny_workspace_copy, view, tmp_path / f"{view}.png") == 2
+        assert not (tmp_path / f"{view}.png").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("no run has predictions" in line for line in err), err
+
+
 def test_main_window_menus_open_the_panels(window, qtbot):
     """The Training and Review menus open each panel once, on the open workspace."""
     add_runs(window.ws.root)
