@@ -50,6 +50,31 @@ def use_offscreen_platform() -> None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
+# Qt messages that say nothing to a user: the offscreen / minimal platform plugins print
+# this one (QPlatformWindow's default) whenever a top-level window with a minimum or
+# maximum size is shown, so every `--screenshot` printed it twice. Exact text only.
+QUIET_MESSAGES = frozenset({"This plugin does not support propagateSizeHints()"})
+_previous_handler = None
+
+
+def _message_handler(mode, context, message: str) -> None:
+    if message in QUIET_MESSAGES:
+        return
+    if _previous_handler is not None:
+        _previous_handler(mode, context, message)
+    else:  # Qt's default: the formatted message on stderr
+        print(QtCore.qFormatLogMessage(mode, context, message), file=sys.stderr, flush=True)
+
+
+def install_message_filter() -> None:
+    """Drop QUIET_MESSAGES and pass every other Qt message on unchanged (once)."""
+    global _previous_handler
+    if getattr(install_message_filter, "done", False):
+        return
+    _previous_handler = QtCore.qInstallMessageHandler(_message_handler)
+    install_message_filter.done = True
+
+
 def _palette() -> QtGui.QPalette:
     c = {k: QtGui.QColor(v) for k, v in COLORS.items()}
     p = QtGui.QPalette()
@@ -84,6 +109,7 @@ def ensure_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
         app = QtWidgets.QApplication(argv if argv is not None else sys.argv[:1])
     if app.property("ictview_styled"):
         return app
+    install_message_filter()
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
     app.setApplicationDisplayName("ictview")
