@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--from", dest="from_run", required=True, help="the model run to start from")
     p.add_argument("--labelsets", nargs="+", required=True,
-                   help="raters' labelsets whose labelled exams join the labeled set")
+                   help="raters' labelsets whose labeled exams join the labeled set")
     p.add_argument("--run", default=None, help="run name (default <from>-ft)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
 

@@ -3,7 +3,7 @@
 Student-style: the weights start from the current model's final checkpoint (as the
 Noisy Student does from its teacher), and the labeled set is the labeled role's
 reference labels plus every exam a rater finished in the given labelsets. Exams of the
-validation and test roles are never trained on, whoever labelled them (the
+validation and test roles are never trained on, whoever labeled them (the
 evaluation would see its own labels). Labels are read through the read guard
 (`ws.load_labels`, `ws.labelset_exams`).
 """

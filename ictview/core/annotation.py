@@ -1,4 +1,4 @@
-"""AnnotationModel: the state of one exam being labelled, without Qt.
+"""AnnotationModel: the state of one exam being labeled, without Qt.
 
 The GUI is a thin view: it reads attributes, calls methods, and subscribes to
 three callback lists:
@@ -499,7 +499,7 @@ class AnnotationModel:
 
     def fill_between_slices(self, value: int | None = None, plane: str = AXIAL) -> Stroke | None:
         """Interpolate class `value` (default: the current class) across the empty slices of
-        `plane` between slices holding it. Only unlabelled pixels change. One undo step."""
+        `plane` between slices holding it. Only unlabeled pixels change. One undo step."""
         if self.read_only:
             return None
         value = self.label_value if value is None else _check_class(value)
@@ -516,7 +516,7 @@ class AnnotationModel:
 
     def apply_proposal(self, components: np.ndarray, run: str = "") -> Stroke | None:
         """Write a model's proposal (component map, 1..n) as unclassified hemorrhage (255)
-        on unlabelled voxels: its own undo step. Components then get a subtype with
+        on unlabeled voxels: its own undo step. Components then get a subtype with
         `classify_component`."""
         if self.read_only:
             return None

@@ -145,8 +145,8 @@ def fill_holes_inplane(mask: np.ndarray, max_area: float | None = None) -> np.nd
     have at most ``max_area`` pixels, when given).
 
     (ndimage.binary_fill_holes iterates dilations to convergence and, on a 3D array, would treat
-    the first and last slices as all border; one labelling pass does it exactly and fast.) Only
-    the bounding box of the mask is labelled: outside it everything touches the border anyway.
+    the first and last slices as all border; one labeling pass does it exactly and fast.) Only
+    the bounding box of the mask is labeled: outside it everything touches the border anyway.
     """
     if not mask.any():
         return mask

@@ -105,12 +105,12 @@ def fill_between_slices(
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
     only_empty: bool = True,
 ) -> list[SliceDiff]:
-    """Interpolate class `value` across the slices (of `plane`) between labelled ones.
+    """Interpolate class `value` across the slices (of `plane`) between labeled ones.
 
     Between two slices k1 < k2 that hold the class with only empty slices between,
     each slice k gets the shape-based interpolation of the two outlines: pixels where
     the signed distances, blended by (k - k1) / (k2 - k1), are inside. By default only
-    unlabelled pixels are written (only_empty=False: other classes are overwritten too).
+    unlabeled pixels are written (only_empty=False: other classes are overwritten too).
     """
     native = native_view(labels, plane)
     _, ra, ca = PLANE_AXES[plane]

@@ -4,7 +4,7 @@ Grouped by job; each view is a thin layer over a Qt-free model in `ictview.core`
   viewer/    slice views (one plane, the axial / MPR layouts), cursor status bar, exam cache,
              DICOM tag browser
   annotate/  the tool panel, binding an AnnotationModel to the views, model-assisted
-             labelling, training with the rater's own labels
+             labeling, training with the rater's own labels
   review/    prediction review, compare two runs, the ranker, the metrics dashboard and the
              prediction layer they draw
   training/  the training launcher panel and the demo's background training

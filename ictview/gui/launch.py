@@ -1,7 +1,7 @@
 """Entry point for `ictview open WS [--screenshot PNG]` and `ictview demo`.
 
 run_gui opens the workspace (remembered in the recent list), asks the rater's
-name once (kept in QSettings), selects the given exam or the first labelled one,
+name once (kept in QSettings), selects the given exam or the first labeled one,
 and runs the event loop. With `screenshot` it renders the window offscreen at
 1600x1000 once the exam is shown, saves the PNG and returns without a dialog
 (rater: the stored name or "demo-rater"; exams open in memory, nothing is written).
@@ -149,7 +149,7 @@ def save_screenshot(app, win, path: Path) -> int:
 
 
 def show_cursor_on_labels(win) -> None:
-    """Put the cursor (crosshair, brush preview, HU readout) on the labelled region."""
+    """Put the cursor (crosshair, brush preview, HU readout) on the labeled region."""
     import numpy as np
 
     view = win.slice_view

@@ -314,7 +314,7 @@ def export_labelset(
         else:
             path = export_dicom_seg(ws, labelset, name, out_dir)
             if path is None:
-                reason = "no hemorrhage labelled (a DICOM SEG needs a segment)"
+                reason = "no hemorrhage labeled (a DICOM SEG needs a segment)"
                 result.skipped.append((name, reason))
             else:
                 result.written.append(path)

@@ -10,7 +10,7 @@ relative to the datalist's folder, which is what `monai.data.load_decathlon_data
 data_list_key="training")` resolves them against. Keys follow ictview's roles: `training` =
 the labeled role's exams with labels, `validation` = the validation role's exams with
 labels, `test` = every exam of the test role (with "label" where the labelset has one, so
-the same list scores a model on the pixel-labelled subset). Unlabeled-role exams are left
+the same list scores a model on the pixel-labeled subset). Unlabeled-role exams are left
 out (a semi-supervised MONAI recipe can list them from images/ itself).
 """
 

@@ -10,7 +10,7 @@ An nnU-Net v2 raw dataset (nnU-Net's documentation, "dataset format"):
 
 Which exams go where (ictview's roles; nnU-Net makes its own 5-fold split of imagesTr):
 imagesTr / labelsTr = the `labeled` role's exams with labels in the labelset; imagesTs =
-every exam of the `validation` and `test` roles, labelled or not, so that nnU-Net's
+every exam of the `validation` and `test` roles, labeled or not, so that nnU-Net's
 predictions come back with `ictview import-predictions` for the report (validation for
 the Dice threshold, test for the tables) without ever having been trained on.
 

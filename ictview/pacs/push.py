@@ -71,7 +71,7 @@ def push_labelset(
 
     names = labelset_exams(ws, labelset, exams)
     if not names:
-        raise IctviewError(f"{ws.root}: labelset '{labelset}' has no labelled exams to send")
+        raise IctviewError(f"{ws.root}: labelset '{labelset}' has no labeled exams to send")
     deid = None
     if deidentify:
         from ictview.pacs.deid import Deidentifier
@@ -87,7 +87,7 @@ def push_labelset(
                 report.exams.append(item)
                 path = export_dicom_seg(ws, labelset, exam, Path(tmp))
                 if path is None:
-                    item.skipped = "no hemorrhage labelled (a DICOM SEG needs a segment)"
+                    item.skipped = "no hemorrhage labeled (a DICOM SEG needs a segment)"
                     continue
                 datasets = [pydicom.dcmread(path)]
                 if with_images:

@@ -1,4 +1,4 @@
-"""Edit effort of model-assisted labelling, per run (issue 16): how close each run's
+"""Edit effort of model-assisted labeling, per run (issue 16): how close each run's
 proposals were to the labels the raters saved, and how long the exams took.
 
 From the catalog's label_effort rows (one per labelset and exam started from a model,

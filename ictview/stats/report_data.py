@@ -294,7 +294,7 @@ class ReportData:
     retest: RetestData | None
     notes: list[str] = field(default_factory=list)
     runs_from: str = "given"  # how the runs were chosen (report.json settings.runs_from)
-    effort: list[dict] = field(default_factory=list)  # model-assisted labelling (stats/effort.py)
+    effort: list[dict] = field(default_factory=list)  # model-assisted labeling (stats/effort.py)
 
     @property
     def run_names(self) -> list[str]:

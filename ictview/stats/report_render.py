@@ -320,7 +320,7 @@ def _effort(doc: Mapping) -> list:
     rows = doc.get("assist_effort") or []
     if not rows:
         return []
-    return [Heading("Model-assisted labelling: edit effort per run"),
+    return [Heading("Model-assisted labeling: edit effort per run"),
             Table(["Model", "Exams", "Median Dice (proposal vs final)", "Minutes per exam",
                    "Median voxels changed"],
                   [[r["run"], str(r["exams"]), num(r["median_dice"]),

@@ -190,7 +190,7 @@ _V4: list[Step] = [
     """INSERT INTO retest_admins(study_id, login) SELECT id, created_by FROM retest_studies""",
 ]
 
-# v5: model-assisted labelling (issue 16). One row per labelset and exam started from a
+# v5: model-assisted labeling (issue 16). One row per labelset and exam started from a
 # model's proposal: how the proposal was made (run, its pixel threshold, minimum component
 # size: enough to recompute it) and, updated on each save, the edit effort against it
 # (Dice, voxels added / removed per class as JSON {code: n}, steps, seconds on task).

@@ -513,7 +513,7 @@ class Workspace:
         return [r for r in rows if r["name"] in visible]
 
     def label_status(self, labelset: str) -> dict[str, tuple[int, str, str]]:
-        """exam -> (voxels labelled, saved_by, saved_at) for the exams with a file in
+        """exam -> (voxels labeled, saved_by, saved_at) for the exams with a file in
         `labelset` that this login may read (a voxel count is a label too)."""
         visible = set(self.labelset_exams(labelset))
         rows = self.con.execute(

@@ -15,10 +15,10 @@ Strategies, highest score served first (ties by exam name):
   masks agree: 0); 'exam': |s1 - s2|;
 - random: a seeded permutation (the same seed serves the same order).
 
-Never served: exams labelled by this rater (a label file in the rater's labelset,
+Never served: exams labeled by this rater (a label file in the rater's labelset,
 or saved by the rater in any labelset this login may read), and every exam of an
 unfinished test-retest study (its facts come from the read guard), whoever asks.
-By default only the 'labeled' and 'unlabeled' roles are served: labelling a
+By default only the 'labeled' and 'unlabeled' roles are served: labeling a
 validation or test exam for training would leak it into the evaluation (ask for
 those with role=...).
 """
@@ -104,7 +104,7 @@ class Queue:
 
 
 def labeled_by(ws, rater_login: str, labelset: str | None) -> set[str]:
-    """Exams this rater already labelled: a file in `labelset`, or saved by them in any
+    """Exams this rater already labeled: a file in `labelset`, or saved by them in any
     labelset this login may read (through the guard's listings)."""
     out: set[str] = set()
     for ls in ws.labelsets():

@@ -1,4 +1,4 @@
-"""`ictview bench assist`: does model-assisted labelling help? (issue 16) A benchmark that
+"""`ictview bench assist`: does model-assisted labeling help? (issue 16) A benchmark that
 prints figures, never a timed test.
 
 A simulated rater on the synthetic study: the reference masks play the radiologist. Each
@@ -38,7 +38,7 @@ def add_bench_assist_parser(bsub) -> None:
                         "rounds, voxels to change from the model vs from empty")
     b.add_argument("--preset", default="tiny", help="synthetic preset (default tiny)")
     b.add_argument("--config", default="tiny", help="training config (default tiny)")
-    b.add_argument("--k", type=int, default=1, help="exams labelled per round (default 1)")
+    b.add_argument("--k", type=int, default=1, help="exams labeled per round (default 1)")
     b.add_argument("--rounds", type=int, default=2, help="rounds per strategy (default 2)")
     b.add_argument("--seed-exams", type=int, default=2,
                    help="labeled exams the teacher starts with (default 2)")
@@ -154,11 +154,11 @@ def bench_assist(a, log=print) -> dict:
             rows.append((strategy, r, n, ap, dice, cost))
             current = run
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    log(f"{'strategy':<12}{'round':>6}{'labelled':>10}{'test pixel AP':>15}{'test Dice':>11}"
+    log(f"{'strategy':<12}{'round':>6}{'labeled':>10}{'test pixel AP':>15}{'test Dice':>11}"
         f"{'voxels corrected':>18}")
     for s, r, n, ap, dice, cost in rows:
         log(f"{s:<12}{r:>6}{n:>10}{fmt(ap):>15}{fmt(dice):>11}{cost:>18}")
-        result["rounds"].append({"strategy": s, "round": r, "labelled": n, "test_pixel_ap": ap,
+        result["rounds"].append({"strategy": s, "round": r, "labeled": n, "test_pixel_ap": ap,
                                  "test_dice": dice, "voxels_corrected": cost})
     saved = from_empty - from_model
     pct = 100.0 * saved / from_empty if from_empty else 0.0

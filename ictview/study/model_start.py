@@ -1,4 +1,4 @@
-"""Start labelling an exam from a model's prediction (issue 16; the rules are in
+"""Start labeling an exam from a model's prediction (issue 16; the rules are in
 ictview/core/proposal.py). Predictions are read through the read guard
 (`ws.read_prediction`); the threshold is the run's validation-chosen one."""
 
@@ -54,7 +54,7 @@ def start_from_model(model, ws, run: str, min_voxels: int = DEFAULT_MIN_VOXELS) 
         raise IctviewError(f"{model.exam}: read-only labels cannot start from a model")
     if np.any(model.labels):
         raise IctviewError(f"{model.exam}: labelset '{model.labelset}' already has labels for "
-                           "this exam; start from a model on an unlabelled exam")
+                           "this exam; start from a model on an unlabeled exam")
     p = propose(ws, run, model.exam, min_voxels, hu=model.hu)
     ws.start_effort(model.labelset, model.exam, run, p.threshold, p.min_voxels, p.voxels,
                     model.rater)

@@ -15,7 +15,7 @@ def add_next_parser(sub) -> None:
         "next", help="active-learning queue: the exams to label next, from a run's predictions",
         description="Ranks the exams by a score read from the stored predictions (uncertainty: "
         "mean binary entropy inside the brain; disagreement: 1 - Dice between two runs; random: "
-        "seeded). Exams the rater already labelled and exams of an unfinished test-retest study "
+        "seeded). Exams the rater already labeled and exams of an unfinished test-retest study "
         "are never served.")
     p.add_argument("workspace", type=Path)
     p.add_argument("--run", required=True, help="the run whose predictions rank the exams")
@@ -50,6 +50,6 @@ def cmd_next(args) -> int:
         print(f"{i:>3}  {s.exam:<24} {s.score:>9.4f}  {s.site} ({s.role})")
     ex = q.excluded
     print(f"{len(q.served)} served ({q.strategy}, {q.measure}); not served: "
-          f"{ex['labeled_by_rater']} labelled by the rater, {ex['in_unfinished_study']} in an "
+          f"{ex['labeled_by_rater']} labeled by the rater, {ex['in_unfinished_study']} in an "
           f"unfinished test-retest study, {ex['not_predicted']} without a prediction")
     return 0

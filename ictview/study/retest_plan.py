@@ -166,7 +166,7 @@ class ExamSelection:
         if self.labelset:
             in_set = set(ws.labelset_exams(self.labelset))
             if not in_set:
-                raise IctviewError(f"{ws.root}: labelset '{self.labelset}' has no labelled exams")
+                raise IctviewError(f"{ws.root}: labelset '{self.labelset}' has no labeled exams")
             pool = [e for e in pool if e in in_set]
         if not pool:
             raise IctviewError(f"{ws.root}: no exams for the study ({self.describe()})")

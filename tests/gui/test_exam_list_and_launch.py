@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from ictview.gui.shell.exam_list import ALL, STATUS_LABELLED, STATUS_NONE
 from ictview.store.workspace import Workspace
@@ -36,6 +36,11 @@ def test_exam_list_filters_and_search(window, qtbot):
     panel.search.clear()
     # status follows the shown labelset: nothing labelled yet in the rater's own one
     assert {r.status for r in panel.model.rows()} == {STATUS_NONE}
+    # every state in words, and the header says what each means
+    m = panel.model
+    assert {m.data(m.index(i, 4)) for i in range(m.rowCount())} == {"not started"}
+    tip = m.headerData(4, QtCore.Qt.Orientation.Horizontal, QtCore.Qt.ItemDataRole.ToolTipRole)
+    assert all(w in tip for w in ("labeled:", "empty:", "not started:"))
     panel.status_combo.setCurrentIndex(panel.status_combo.findData(STATUS_LABELLED))
     assert panel.visible_exams() == []
     panel.status_combo.setCurrentIndex(panel.status_combo.findData(ALL))
@@ -50,6 +55,8 @@ def test_painting_marks_the_exam_labelled_and_selecting_opens(window, qtbot):
     drag(win.slice_view, [(r, c), (r, c + 4)])
     win.model.flush(10)
     qtbot.waitUntil(lambda: win.exam_list.model.rows()[0].status == STATUS_LABELLED, timeout=5000)
+    m = win.exam_list.model
+    assert m.data(m.index(0, 4)) == "labeled"  # one spelling: the role is 'labeled' too
     # picking another row in the table opens that exam
     panel = win.exam_list
     src = panel.model.row_of("ATL-0003")

@@ -107,7 +107,9 @@ def test_status_bar_shows_hu_and_position_under_cursor(window):
     win.model.end_stroke()
     drag(view, [(r, c)], button=Qt.MouseButton.MiddleButton)
     assert win.status.hu.text() == f"HU {int(win.model.hu[z, r, c])}  ·  IVH"
-    assert f"x {c}  y {r}  z {z}" in win.status.position.text()
+    # the slice numbered from 1 in both places, never a 0-based z beside "Slice z+1 / n"
+    assert f"x {c}  y {r}  slice {z + 1}" in win.status.position.text()
+    assert win.status.slice.text().startswith(f"Slice {z + 1} /")
 
 
 def test_brush_size_keys_and_class_keys(window):

@@ -1,4 +1,4 @@
-"""Model-assisted labelling in the main window (issue 16): "Start from: Model: RUN",
+"""Model-assisted labeling in the main window (issue 16): "Start from: Model: RUN",
 one click per proposal component (Fill tool) gives it the current class, K cycles the
 class, and "Next exam" (N in the exam list, Labels menu) opens the exam the
 active-learning queue serves (ictview/study/active_learning.py)."""
@@ -32,7 +32,7 @@ def queue_run(win) -> str | None:
 
 def attach_proposal(model, ws, run: str) -> str:
     """After an editable model opened with 'Start from: Model: RUN': apply the run's
-    proposal to an unlabelled exam, or find it again on one started before. Returns a
+    proposal to an unlabeled exam, or find it again on one started before. Returns a
     status line."""
     from ictview.study.model_start import resume_proposal, start_from_model
 
@@ -42,7 +42,7 @@ def attach_proposal(model, ws, run: str) -> str:
     if p is not None:
         return f"Started from {p.run} earlier: click a component (Fill tool) to classify it"
     if model.labels.any():
-        return ""  # labelled already: the rater's labels stay as they are
+        return ""  # labeled already: the rater's labels stay as they are
     p = start_from_model(model, ws, run)
     return (f"Proposal of {run}: {p.n} component(s), {p.voxels:,} voxels at p > "
             f"{p.threshold:.2f} ({p.threshold_source}), grey = unclassified. Click a component "

@@ -133,8 +133,8 @@ class ToolPanel(QtWidgets.QFrame):
         self.connectivity_group = conn_group
         self.interpolate = QtWidgets.QPushButton("Fill between slices")
         self.interpolate.setToolTip(
-            "Interpolate the current class across the empty slices between labelled ones "
-            "(only unlabelled pixels change; one undo step) [Ctrl+I]"
+            "Interpolate the current class across the empty slices between labeled ones "
+            "(only unlabeled pixels change; one undo step) [Ctrl+I]"
         )
         g.addLayout(conn, 2, 1)
         g.addWidget(self.interpolate, 3, 0, 1, 2)

@@ -52,7 +52,7 @@ class MyLabelsTraining(QtCore.QObject):
         mine = win.ws.labelset_exams(win.own_labelset)
         if not mine:
             raise IctviewError(f"Train with my labels: labelset '{win.own_labelset}' has no "
-                               "labelled exam yet")
+                               "labeled exam yet")
         taken = {r["name"] for r in win.ws.runs()}
         base = f"{current}-{win.own_labelset}"
         self.run = next(f"{base}-{i}" for i in range(1, 10**6) if f"{base}-{i}" not in taken)

@@ -121,11 +121,11 @@ class Dashboard(QtWidgets.QWidget):
         ll.addWidget(self.error)
         ll.addWidget(pc.title("Notes"))
         ll.addWidget(self.notes)
-        # model-assisted labelling (issue 16): per run, median Dice of its proposals vs the
+        # model-assisted labeling (issue 16): per run, median Dice of its proposals vs the
         # saved labels and minutes per exam
         self.effort = pc.muted()
         self.effort.setTextFormat(Qt.TextFormat.RichText)
-        ll.addWidget(pc.title("Model-assisted labelling"))
+        ll.addWidget(pc.title("Model-assisted labeling"))
         ll.addWidget(self.effort)
         ll.addStretch(1)
         left.setMinimumWidth(300)

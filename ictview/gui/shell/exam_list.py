@@ -12,7 +12,7 @@ from ictview.store.workspace import Workspace
 
 Qt = QtCore.Qt
 COLUMNS = ("Exam", "Site", "Role", "Slices", "Labels")
-STATUS_LABELLED, STATUS_EMPTY, STATUS_NONE = "labelled", "empty", "not started"
+STATUS_LABELLED, STATUS_EMPTY, STATUS_NONE = "labeled", "empty", "not started"
 STATUSES = (STATUS_LABELLED, STATUS_EMPTY, STATUS_NONE)
 _STATUS_COLOR = {
     STATUS_LABELLED: QtGui.QColor("#7fc18a"),
@@ -21,7 +21,13 @@ _STATUS_COLOR = {
 }
 _EFFORT_COLOR = QtGui.QColor("#c9a6ff")  # started from a model: Dice·minutes
 ALL = "All"
-_SHORT = {STATUS_LABELLED: "labelled", STATUS_EMPTY: "empty", STATUS_NONE: "–"}
+# the Labels column says each state in words (a lone "–" beside "empty" read as the same
+# thing); the header's tooltip says what each means
+_SHORT = {STATUS_LABELLED: "labeled", STATUS_EMPTY: "empty", STATUS_NONE: "not started"}
+LABELS_TIP = ("Labels of this exam in the shown labelset — labeled: hemorrhage marked; "
+              "empty: saved with nothing marked (read as no hemorrhage); not started: no "
+              "labels saved yet; 0.82·3m: started from a model (Dice of its proposal vs the "
+              "labels now · minutes on task)")
 
 
 def natural_key(name: str) -> tuple:
@@ -53,7 +59,7 @@ class ExamRow:
 
 
 def label_status(ws: Workspace, labelset: str) -> dict[str, tuple[int, str, str]]:
-    """exam -> (voxels labelled, saved_by, saved_at) for every exam with a file in labelset
+    """exam -> (voxels labeled, saved_by, saved_at) for every exam with a file in labelset
     that this login may read (the read guard hides a blinded study's exams)."""
     return ws.label_status(labelset)
 
@@ -132,6 +138,9 @@ class ExamTableModel(QtCore.QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole \
+                and COLUMNS[section] == "Labels":
+            return LABELS_TIP
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -157,10 +166,12 @@ class ExamTableModel(QtCore.QAbstractTableModel):
                     f"{e['seconds'] / 60:.1f} min on task; voxels {moved or 'unchanged'}")
         if role == Qt.ItemDataRole.ToolTipRole:
             if r.status == STATUS_NONE:
-                return f"{r.name}: no labels in this labelset yet"
+                return f"{r.name}: not started, no labels in this labelset yet"
             who = f" by {r.saved_by}" if r.saved_by else ""
             when = f" at {r.saved_at}" if r.saved_at else ""
-            return f"{r.name}: {r.voxels} voxels labelled, saved{who}{when}"
+            if r.status == STATUS_EMPTY:
+                return f"{r.name}: empty, saved with nothing marked{who}{when}"
+            return f"{r.name}: {r.voxels} voxels labeled, saved{who}{when}"
         return None
 
 
@@ -274,7 +285,7 @@ class ExamListPanel(QtWidgets.QFrame):
         hh.setHighlightSections(False)
         hh.setMinimumSectionSize(36)
         fm = self.table.fontMetrics()
-        for col, widest in ((1, "validation"), (2, "validation"), (3, "Slices"), (4, "labelled")):
+        for col, widest in ((1, "validation"), (2, "validation"), (3, "Slices"), (4, "not started")):
             hh.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.Fixed)
             hh.resizeSection(col, fm.horizontalAdvance(widest) + 24)
         hh.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
@@ -322,7 +333,7 @@ class ExamListPanel(QtWidgets.QFrame):
         self._emit_selection = True
 
     def add_header_row(self, label: str, widget: QtWidgets.QWidget) -> None:
-        """A labelled row above the exam filters (the main window puts the labelset here)."""
+        """A labeled row above the exam filters (the main window puts the labelset here)."""
         self.header_form.addRow(label, widget)
 
     @staticmethod

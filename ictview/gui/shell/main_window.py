@@ -244,7 +244,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         )
         self.start_combo = QtWidgets.QComboBox()
         self.start_combo.setToolTip(
-            "Labels copied into your labelset when you open an exam you have not labelled yet"
+            "Labels copied into your labelset when you open an exam you have not labeled yet"
         )
         self.exam_list.add_header_row("Labelset", self.labelset_combo)
         self.exam_list.add_header_row("Start from", self.start_combo)

@@ -60,7 +60,7 @@ def install_viewer_actions(win) -> None:
     A("clear_measurements", "Clear &measurements", v.clear_measurements, "Delete")
     A("dicom_tags", "DICOM &tags of this slice…", lambda: open_tag_browser(win), "Ctrl+D")
     A("interpolate", "Fill &between slices", lambda: fill_between_slices(win), "Ctrl+I",
-      tip="Interpolate the current class across empty slices between labelled ones")
+      tip="Interpolate the current class across empty slices between labeled ones")
     win.tool_panel.interpolate_requested.connect(lambda: fill_between_slices(win))
 
     mb = win.menuBar()
@@ -115,12 +115,12 @@ def fill_between_slices(win) -> None:
     code = m.class_name(m.label_value)
     if step is None:
         win.status.showMessage(
-            f"Fill between slices: {code} has no gap between two labelled slices", 6000)
+            f"Fill between slices: {code} has no gap between two labeled slices", 6000)
         return
     n = sum(d.n_changed for d in step.diffs)
     slices = sorted({d.z for d in step.diffs})
     win.status.showMessage(
-        f"Filled {code} on {len(slices)} slice(s) between labelled ones: {n:,} voxels "
+        f"Filled {code} on {len(slices)} slice(s) between labeled ones: {n:,} voxels "
         f"({n * m.voxel_ml:.2f} mL); Ctrl+Z undoes it", 8000)
 
 

@@ -134,9 +134,9 @@ class MprViewer(QtWidgets.QWidget):
         self.crosshair = Crosshair(model.hu.shape)
         zyx = list(self.crosshair.zyx)
         zyx[0] = a.z
-        labelled = model.labels[a.z].nonzero()
-        if labelled[0].size:  # start on the lesion the axial view opened on
-            zyx[1], zyx[2] = int(labelled[0].mean()), int(labelled[1].mean())
+        labeled = model.labels[a.z].nonzero()
+        if labeled[0].size:  # start on the lesion the axial view opened on
+            zyx[1], zyx[2] = int(labeled[0].mean()), int(labeled[1].mean())
         self.crosshair.set_voxel(zyx)
         for v in self.views.values():
             v.diffs_of_change = lambda m=model: m.changed_diffs
@@ -240,7 +240,7 @@ class MprViewer(QtWidgets.QWidget):
                      f"{i + 1} / {p.n_slices} · {p.position_text(i, m.geometry)}<br>")
         self.info.setText(
             f"<b>CROSSHAIR</b><br><br>{rows}<br>"
-            f"voxel x {x}  y {y}  z {z}<br>"
+            f"voxel index x {x}  y {y}  z {z} (from 0)<br>"
             f"patient (LPS) {lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f} mm<br>"
             f"HU {int(m.hu[z, y, x])} · label {name}<br><br>"
             "<span style='color:#8a939d'>Ctrl+drag or the crosshair tool [N] moves it;"

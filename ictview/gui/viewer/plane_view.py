@@ -179,7 +179,7 @@ class PlaneView(SliceView):
 
     def _show_label_slice(self, sl: np.ndarray) -> None:
         """Draw only the bounding box of the labels (plus a margin for the next dabs): an
-        empty or sparsely labelled slice costs the overlay almost nothing to paint."""
+        empty or sparsely labeled slice costs the overlay almost nothing to paint."""
         rows = np.flatnonzero(sl.any(axis=1))
         if rows.size == 0:
             r0 = c0 = 0

@@ -20,6 +20,8 @@ class StatusBar(QtWidgets.QStatusBar):
         self.save_state.setObjectName("saveState")
         self.rater = QtWidgets.QLabel()
         self.position.setMinimumWidth(190)
+        self.position.setToolTip("x, y: pixel column and row from 0; slice numbered from 1 "
+                                 "like the slice counter")
         self.hu.setMinimumWidth(130)
         self.slice.setMinimumWidth(100)
         self.window.setMinimumWidth(170)
@@ -34,11 +36,13 @@ class StatusBar(QtWidgets.QStatusBar):
                     labels: np.ndarray | None = None) -> None:
         """pixel = (z, row, col) inside the volume, or None when the cursor is outside."""
         if hu is None or pixel is None:
-            self.position.setText("x –  y –  z –")
+            self.position.setText("x –  y –  slice –")
             self.hu.setText("HU –")
             return
         z, row, col = pixel
-        text = f"x {col}  y {row}  z {z}"
+        # the slice numbered as the slice counter beside it (from 1); x / y stay pixel
+        # column / row from 0, as a DICOM or NIfTI viewer gives them (tooltip)
+        text = f"x {col}  y {row}  slice {z + 1}"
         if spacing is not None:
             text += f"   ({col * spacing[2]:.1f}, {row * spacing[1]:.1f} mm)"
         self.position.setText(text)
