@@ -71,3 +71,22 @@ def test_another_login_sees_the_reference_but_no_repetition(window):
     window.set_labelset("retest-tr-1")  # typed in by hand: still refused
     assert window.open_exam(current)
     assert not window.model.labels.any() and "only its administrators" in window.last_error
+
+
+def test_the_blinding_notice_is_a_sentence_shown_once_per_exam(window):
+    """Switching labelsets on a blinded exam: the status bar says it each time, the warning
+    box comes once per exam and session (counted headless: dialogs_shown)."""
+    exams = window.ws.labelset_exams("retest-1")
+    _plan(window.ws.root, exams)
+    window.close_exam()
+    window.set_labelset("reference")
+    before = getattr(window, "dialogs_shown", 0)
+    for labelset in ("reference", "retest-1", "reference", window.own_labelset):
+        window.set_labelset(labelset)
+        assert window.open_exam(exams[0])
+        assert window.last_error[0].isupper() and "hidden from login" in window.last_error
+        assert "hidden from login" in window.status.currentMessage()
+    assert window.dialogs_shown == before + 1
+    window.close_exam()
+    assert window.open_exam(exams[1])  # another blinded exam: told once more
+    assert window.dialogs_shown == before + 2

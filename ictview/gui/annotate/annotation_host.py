@@ -28,6 +28,12 @@ VIEW_TOOL = {"brush": "brush", "eraser": "brush", "fill": "fill", "grow": "fill"
 TOOL_READOUT = {"fill": "Flood fill", "polygon": "Polygon"}
 
 
+def sentence(message: str) -> str:
+    """A message as a sentence: the first letter capitalised (reasons from the core start
+    lowercase so that they read inside a longer line; a box shows them on their own)."""
+    return message[:1].upper() + message[1:]
+
+
 def preset_of(window: tuple[float, float]) -> str:
     for name, cw in WINDOW_PRESETS.items():
         if tuple(map(float, cw)) == tuple(map(float, window)):
@@ -205,9 +211,19 @@ class AnnotationHost:
 
     # ---- errors ----------------------------------------------------------------------------
 
-    def report_error(self, message: str) -> None:
+    def report_error(self, message: str, once_key: str | None = None) -> None:
+        """Status bar and log always; a warning box unless headless. With `once_key` (e.g.
+        the exam of a blinding notice) the box comes once per key and session: switching
+        labelsets on a blinded exam must not pop the same box again and again."""
+        message = sentence(message)
         self.last_error = message
         logging.getLogger(type(self).__module__).warning("%s", message)  # the host's logger
         self.status.showMessage(message, 10000)
+        if once_key is not None:
+            told = self.__dict__.setdefault("_told_once", set())
+            if once_key in told:
+                return
+            told.add(once_key)
+        self.dialogs_shown = getattr(self, "dialogs_shown", 0) + 1
         if not self.headless:
             QtWidgets.QMessageBox.warning(self, self.error_title, message)

@@ -492,7 +492,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
                 f"{model.labelset or '—'}<br><span style='color:#8a939d'>{mode}</span>",
             )
         if getattr(model, "open_error", ""):
-            self.report_error(f"{model.open_error} (shown read-only)")
+            self.report_error(f"{model.open_error} (shown read-only)", once_key=model.exam)
         if getattr(model, "assist_note", ""):
             self.status.showMessage(model.assist_note, 15000)
             if model.proposal_components is not None:
