@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", choices=PANELS,
                    help="open this panel too (with --screenshot: render the panel alone)")
     p.add_argument("--run", help="with --view: the run the panel shows (default: the latest)")
-    p.add_argument("--layout", choices=("axial", "mpr", "mpr-2x2"), default="axial",
-                   help="axial (one view) or mpr (axial + coronal + sagittal, 1x3; mpr-2x2)")
+    p.add_argument("--layout", choices=("axial", "mpr", "mpr-2x2"), default=None,
+                   help="axial (one view) or mpr (axial + coronal + sagittal, 1x3; mpr-2x2); "
+                        "default: the Preferences' (axial)")
+    _add_settings_option(p)
 
     p = sub.add_parser("synth", help="write the synthetic four-site study as DICOM + label files")
     p.add_argument("--preset", choices=PRESETS, required=True)
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with --no-gui or --screenshot, in the foreground first")
     t.add_argument("--no-train", action="store_true",
                    help="open the window without training the demo's models")
+    _add_settings_option(p)
     _add_json_progress(p)
 
     p = sub.add_parser(
@@ -332,7 +335,7 @@ def cmd_demo(args) -> int:
         return 0
     from ictview.gui.launch import run_gui
 
-    return run_gui(args.workspace, screenshot=screenshot,
+    return run_gui(args.workspace, screenshot=screenshot, settings_file=args.settings,
                    demo_training=window and not args.no_train)
 
 
@@ -345,6 +348,12 @@ def _train_demo(workspace: Path) -> int:
         print(f"demo models ready: ictview open {workspace} (Review menu), or offscreen "
               f"ictview open {workspace} --view review --screenshot review.png", file=sys.stderr)
     return rc
+
+
+def _add_settings_option(p) -> None:
+    p.add_argument("--settings", type=Path, metavar="FILE",
+                   help="preferences file to use (and save to) instead of "
+                        "$ICTVIEW_SETTINGS or $XDG_CONFIG_HOME/ictview/settings.json")
 
 
 def _no_display() -> bool:
@@ -368,9 +377,10 @@ def cmd_open(args) -> int:
             raise IctviewError("--view with --screenshot needs a workspace")
         from ictview.gui.panel_screenshots import render_panel
 
-        return render_panel(args.workspace, args.view, args.screenshot, run=args.run, exam=args.exam)
+        return render_panel(args.workspace, args.view, args.screenshot, run=args.run,
+                            exam=args.exam, settings=args.settings)
     return run_gui(args.workspace, screenshot=args.screenshot, exam=args.exam, view=args.view,
-                   layout=args.layout)
+                   layout=args.layout, settings_file=args.settings)
 
 
 def cmd_bench(args) -> int:

@@ -5,7 +5,15 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import atexit  # noqa: E402
 import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+# never the user's own preferences file, in this process or the ictview children it starts
+_SETTINGS_DIR = tempfile.mkdtemp(prefix="ictview-settings-")
+os.environ["ICTVIEW_SETTINGS"] = os.path.join(_SETTINGS_DIR, "settings.json")
+atexit.register(shutil.rmtree, _SETTINGS_DIR, True)
+
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402

@@ -1,7 +1,8 @@
 """Prediction overlays and error regions (pure numpy/scipy; the review views draw these).
 
 Comparison overlay (the paper's Figure 3): reference only red, prediction only green,
-both yellow. A slice becomes a uint8 *code* image (0 none, 1 reference only, 2 prediction
+both yellow; or, for readers with red-green colour vision deficiency (about 1 man in 12),
+the "colour-blind" palette: blue / orange / white (Preferences). A slice becomes a uint8 *code* image (0 none, 1 reference only, 2 prediction
 only, 3 both) drawn through a 256-entry RGBA table (pyqtgraph's Indexed8 path), so the
 colours on screen are exactly the table's at full opacity.
 
@@ -30,6 +31,14 @@ PREDICTION_RGB = (0, 255, 0)
 OVERLAP_RGB = (255, 255, 0)
 NONE, REFERENCE_ONLY, PREDICTION_ONLY, OVERLAP = 0, 1, 2, 3
 CODE_RGB = {REFERENCE_ONLY: REFERENCE_RGB, PREDICTION_ONLY: PREDICTION_RGB, OVERLAP: OVERLAP_RGB}
+# (reference only, prediction only, both): Okabe & Ito's sky blue and orange stay apart under
+# protan, deutan and tritan vision; white is the brightest third that is neither
+REVIEW_PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "standard": (REFERENCE_RGB, PREDICTION_RGB, OVERLAP_RGB),
+    "colour-blind": ((86, 180, 233), (230, 159, 0), (255, 255, 255)),
+}
+PALETTE_TEXT = {"standard": "Red / green / yellow (the paper's Figure 3)",
+                "colour-blind": "Blue / orange / white (colour-blind safe)"}
 
 PSEUDO_POSITIVE, PSEUDO_IGNORED = 1, 2
 PSEUDO_POSITIVE_RGB = PREDICTION_RGB
@@ -54,10 +63,17 @@ def comparison_codes(reference: np.ndarray | None, prediction: np.ndarray) -> np
     return codes
 
 
-def comparison_lut() -> np.ndarray:
-    """256 x 4 RGBA: codes 1..3 opaque red / green / yellow, everything else transparent."""
+def palette_rgb(palette: str = "standard") -> dict[int, tuple[int, int, int]]:
+    """Code (REFERENCE_ONLY, PREDICTION_ONLY, OVERLAP) -> RGB in a review palette."""
+    ref, pred, both = REVIEW_PALETTES[palette]
+    return {REFERENCE_ONLY: ref, PREDICTION_ONLY: pred, OVERLAP: both}
+
+
+def comparison_lut(palette: str = "standard") -> np.ndarray:
+    """256 x 4 RGBA: codes 1..3 opaque in the palette's colours (standard: red / green /
+    yellow), everything else transparent."""
     lut = np.zeros((256, 4), np.uint8)
-    for code, rgb in CODE_RGB.items():
+    for code, rgb in palette_rgb(palette).items():
         lut[code] = (*rgb, 255)
     return lut
 

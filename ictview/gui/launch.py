@@ -18,11 +18,13 @@ DEMO_RATER = "demo-rater"
 
 
 def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | None = None,
-            view: str | None = None, layout: str = "axial",
-            demo_training: bool = False) -> int:
+            view: str | None = None, layout: str | None = None,
+            demo_training: bool = False, settings_file: Path | None = None) -> int:
     """`view`: also open one of the panels (training, ranker, review, compare, dashboard);
-    `layout`: axial, mpr (1x3) or mpr-2x2. `demo_training`: once the window is up, train
-    the demo's models in the background (gui/training/demo_training.py; not with a screenshot)."""
+    `layout`: axial, mpr (1x3) or mpr-2x2 (None: the preferences' default). `demo_training`:
+    once the window is up, train the demo's models in the background
+    (gui/training/demo_training.py; not with a screenshot). `settings_file`: the preferences
+    file (None: $ICTVIEW_SETTINGS, else the XDG one)."""
     if screenshot is not None:
         from ictview.gui.app import use_offscreen_platform
 
@@ -32,13 +34,17 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
     from ictview.gui.shell.main_window import MainWindow, recent_workspaces
 
     app = ensure_app()
+    problem = load_preferences(settings_file)
     if screenshot is None:
         from ictview.gui import error_hook
 
         error_hook.install()  # an exception in a slot: one line in a dialog, the app goes on
     win = MainWindow(headless=screenshot is not None)
     win.preview = screenshot is not None
-    win.viewer.set_layout(layout)
+    if layout is not None:
+        win.viewer.set_layout(layout)
+    if problem:
+        win.status.showMessage(problem, 20000)
     try:
         rater = stored_rater()
         if not rater:
@@ -84,6 +90,16 @@ def run_gui(workspace: Path | None, screenshot: Path | None = None, exam: str | 
         return 2
     finally:
         dispose(win)
+
+
+def load_preferences(path: Path | None) -> str:
+    """Use the preferences file; a damaged one: one line on stderr (returned), defaults used."""
+    from ictview.gui import preferences
+
+    problem = preferences.load_settings(path).problem
+    if problem:
+        print(f"ictview: {problem}", file=sys.stderr)
+    return problem
 
 
 def wait_for_exam(app, win, timeout_s: float = 120.0) -> None:

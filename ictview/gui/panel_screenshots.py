@@ -14,7 +14,7 @@ VIEWS = ("training", "ranker", "review", "compare", "dashboard")
 
 
 def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None = None,
-                 exam: str | None = None) -> int:
+                 exam: str | None = None, settings: Path | None = None) -> int:
     """Render one panel to PNG; 0 on success, 2 with a one-line reason on stderr."""
     from ictview.gui.app import use_offscreen_platform
 
@@ -22,7 +22,10 @@ def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None =
     from ictview.gui.app import ensure_app
     from ictview.gui.screenshot import dispose, grab_png
 
+    from ictview.gui.launch import load_preferences
+
     app = ensure_app()
+    load_preferences(settings)  # the review palette, label colours, presets
     panel = None
     try:
         if view not in VIEWS:

@@ -26,6 +26,17 @@ def gui_settings(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def default_preferences(tmp_path, monkeypatch):
+    """Each test starts on the default preferences, saving (if at all) into its tmp folder."""
+    from ictview.gui import preferences
+
+    monkeypatch.setenv("ICTVIEW_SETTINGS", str(tmp_path / "settings.json"))
+    preferences.reset()
+    yield tmp_path / "settings.json"
+    preferences.reset()
+
+
+@pytest.fixture(autouse=True)
 def no_leaks(qapp):
     """Fail a test that leaves a visible top-level widget or a running thread behind."""
     threads_before = set(threading.enumerate())

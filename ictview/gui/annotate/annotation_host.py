@@ -18,6 +18,7 @@ from ictview.core.labels import BY_VALUE
 from ictview.core.mpr import AXIAL
 from ictview.core.volume_paint import RegionTooLarge
 from ictview.core.window import WINDOW_PRESETS
+from ictview.gui.preferences import label_rgb
 
 # tool/display settings that follow the rater from exam to exam
 CARRIED = ("label_value", "tool", "brush_radius_mm", "hu_limited", "hu_range", "protect_others",
@@ -53,7 +54,7 @@ def apply_view_tools(v, m: AnnotationModel) -> None:
     if view_tool != v.tool:
         v.set_tool(view_tool)
     c = BY_VALUE[m.label_value]
-    v.set_brush(m.brush_radii_px, QtGui.QColor(*c.color), m.tool == "eraser")
+    v.set_brush(m.brush_radii_px, QtGui.QColor(*label_rgb(c.value)), m.tool == "eraser")
     center, width = m.window
     if (center, width) != (v.center, v.width):
         v.set_window(center, width, preset_of(m.window))
@@ -64,7 +65,7 @@ def apply_view_tools(v, m: AnnotationModel) -> None:
     hu = ""
     if m.hu_limited or m.tool in ("fill", "grow"):
         hu = f" · {m.hu_range[0]:.0f}–{m.hu_range[1]:.0f} HU"
-    rgb = "#%02x%02x%02x" % c.color
+    rgb = "#%02x%02x%02x" % label_rgb(c.value)
     lock = " 🔒" if m.label_value in m.locked_classes else ""
     v.set_bottom_right(f"<span style='color:{rgb}'>■</span> {c.code}{lock} · {tool}{hu}")
 

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ictview.core.annotation import AnnotationModel
 from ictview.core.labels import LABEL_CLASSES
+from ictview.gui.preferences import label_rgb
 
 Qt = QtCore.Qt
 # class shortcuts: mnemonic letters (digits 1-4 are the window presets)
@@ -74,7 +75,7 @@ class ToolPanel(QtWidgets.QFrame):
             b = QtWidgets.QToolButton()
             b.setObjectName("classButton")
             b.setCheckable(True)
-            b.setIcon(swatch_icon(c.color))
+            b.setIcon(swatch_icon(label_rgb(c.value)))
             b.setText(f"{c.code}   {c.name.split(' (')[0]}")
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             b.setSizePolicy(_EXPANDING, _FIXED)
@@ -232,6 +233,11 @@ class ToolPanel(QtWidgets.QFrame):
         self.bind(None)
 
     # ---- model binding ------------------------------------------------------------------------
+
+    def refresh_colors(self) -> None:
+        """Class swatches in the colours now set (Preferences)."""
+        for value, b in self.class_buttons.items():
+            b.setIcon(swatch_icon(label_rgb(value)))
 
     def bind(self, model: AnnotationModel | None) -> None:
         if self.model is not None:

@@ -18,6 +18,7 @@ from ictview.core import overlay as ov
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
 from ictview.gui import panel_widgets as pc
+from ictview.gui.preferences import overlay_swatch
 from ictview.gui.review.prediction_layer import COMPARISON, HEATMAP, PredictionLayer
 from ictview.gui.review.review_view import threshold_slider, window_combo
 from ictview.gui.viewer.slice_view import SliceView
@@ -167,10 +168,10 @@ class CompareView(QtWidgets.QWidget):
         bar.addWidget(QtWidgets.QLabel("Window"))
         bar.addWidget(self.window)
         bar.addSpacing(16)
-        for rgb, text in ((ov.REFERENCE_RGB, "reference only"),
-                          (ov.PREDICTION_RGB, "prediction only"), (ov.OVERLAP_RGB, "both")):
+        for code, text in ((ov.REFERENCE_ONLY, "reference only"),
+                           (ov.PREDICTION_ONLY, "prediction only"), (ov.OVERLAP, "both")):
             bar.addSpacing(10)
-            bar.addWidget(pc.legend_swatch(rgb, text))
+            bar.addWidget(overlay_swatch(code, text))
 
         self.summary = QtWidgets.QLabel("")
         self.summary.setWordWrap(True)

@@ -1,8 +1,9 @@
 """A run's prediction drawn on a SliceView (shared by the review and comparison views).
 
 The SliceView's label ImageItem shows a uint8 index volume through a lookup table
-(pyqtgraph's Indexed8 path): comparison codes with the red / green / yellow table
-(ictview.core.overlay), or round(255 p) with the heatmap table. Moving the threshold
+(pyqtgraph's Indexed8 path): comparison codes with the review palette's table (red / green /
+yellow, or blue / orange / white: Preferences; ictview.core.overlay), or round(255 p) with the
+heatmap table. Moving the threshold
 recomputes the codes (one vectorised pass) or, for the heatmap, only swaps the table.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ictview.core import overlay as ov
+from ictview.gui import preferences
 from ictview.gui.viewer.slice_view import SliceView
 
 COMPARISON, HEATMAP = "comparison", "heatmap"
@@ -27,6 +29,8 @@ class PredictionLayer:
         self._heat_index: np.ndarray | None = None
         self.prediction: np.ndarray | None = None  # bool, at the threshold
         self.codes: np.ndarray | None = None
+        self.palette = preferences.review_palette()
+        preferences.listen(self)  # a palette chosen in Preferences shows at once
 
     def set_exam(self, hu: np.ndarray, prob: np.ndarray | None, reference: np.ndarray | None,
                  spacing_yx: tuple[float, float], z: int | None = None) -> None:
@@ -53,6 +57,11 @@ class PredictionLayer:
     def set_opacity(self, opacity: float) -> None:
         self.view.set_opacity(opacity)
 
+    def preferences_changed(self, prefs) -> None:
+        if prefs.review_palette != self.palette:
+            self.palette = prefs.review_palette
+            self._apply_lut()
+
     # ---- internals --------------------------------------------------------------------------
 
     def _recompute(self) -> None:
@@ -72,7 +81,8 @@ class PredictionLayer:
         return self.codes
 
     def _apply_lut(self) -> None:
-        lut = ov.heatmap_lut(self.threshold) if self.mode == HEATMAP else ov.comparison_lut()
+        lut = ov.heatmap_lut(self.threshold) if self.mode == HEATMAP \
+            else ov.comparison_lut(self.palette)
         self.view.label_item.setLookupTable(lut)
 
     def _swap_labels(self) -> None:

@@ -1,7 +1,7 @@
 """Prediction review: any run's predictions on any exam against the reference.
 
-Reference only red, prediction only green, both yellow (the paper's Figure 3; exact
-colours at full opacity), or the probability heatmap; a threshold slider; the exam list
+Reference only red, prediction only green, both yellow (the paper's Figure 3; or blue /
+orange / white, Preferences; exact colours at full opacity), or the probability heatmap; a threshold slider; the exam list
 with each exam's score (sortable); F / Shift+F and N / Shift+N jump to the next / previous
 false-positive or false-negative region (3-D connected regions, ictview.core.overlay).
 """
@@ -18,6 +18,8 @@ from ictview.core import overlay as ov
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError
 from ictview.gui import panel_widgets as pc
+from ictview.gui import preferences
+from ictview.gui.preferences import overlay_swatch, review_hex
 from ictview.gui.review.prediction_layer import COMPARISON, HEATMAP, PredictionLayer
 from ictview.gui.viewer.slice_view import SliceView
 from ictview.store.workspace import Workspace
@@ -127,6 +129,7 @@ class ReviewView(QtWidgets.QWidget):
         self.view.set_editable(False)
         self.view.set_crosshair_visible(False)
         self.layer = PredictionLayer(self.view)
+        preferences.listen(self)  # the counter's colours follow the review palette
         self.box = region_box(self.view)
 
         # controls
@@ -159,10 +162,10 @@ class ReviewView(QtWidgets.QWidget):
         lg.setContentsMargins(0, 0, 0, 0)
         lg.setSpacing(3)
         # the legend is per pixel (what each colour is), the error-region counter per lesion:
-        # red pixels on a found lesion are its under-segmented rim, not a missed lesion
-        self.swatches = [pc.legend_swatch(ov.REFERENCE_RGB, LEGEND_TEXT[0]),
-                         pc.legend_swatch(ov.PREDICTION_RGB, LEGEND_TEXT[1]),
-                         pc.legend_swatch(ov.OVERLAP_RGB, LEGEND_TEXT[2])]
+        # reference-only pixels on a found lesion are its under-segmented rim, not a missed lesion
+        self.swatches = [overlay_swatch(ov.REFERENCE_ONLY, LEGEND_TEXT[0]),
+                         overlay_swatch(ov.PREDICTION_ONLY, LEGEND_TEXT[1]),
+                         overlay_swatch(ov.OVERLAP, LEGEND_TEXT[2])]
         for w in self.swatches:
             lg.addWidget(w)
         self.heat_legend = QtWidgets.QLabel()
@@ -301,8 +304,8 @@ class ReviewView(QtWidgets.QWidget):
             t.setItem(i, 1, pc.cell(text, sort=(-1 if r.reference is None else int(r.reference)),
                                     color=color, tip=tip))
             t.setItem(i, 2, pc.cell("✓" if r.pixel_reference else "", sort=int(r.pixel_reference),
-                                    tip="pixel labels in the 'reference' labelset: red / green "
-                                        "/ yellow review possible" if r.pixel_reference else ""))
+                                    tip="pixel labels in the 'reference' labelset: reference vs "
+                                        "prediction review possible" if r.pixel_reference else ""))
             t.setItem(i, 3, pc.cell(pc.fmt(s), sort=s, align_right=True))
         t.setSortingEnabled(True)
         t.sortByColumn(3, Qt.SortOrder.DescendingOrder)
@@ -432,6 +435,10 @@ class ReviewView(QtWidgets.QWidget):
 
     # ---- regions --------------------------------------------------------------------------------
 
+    def preferences_changed(self, _prefs) -> None:
+        if self.layer.codes is not None:
+            self._update_regions()
+
     def _update_regions(self) -> None:
         self.regions = self.layer.regions(ov.min_region_voxels(self.spacing))
         fp = [r for r in self.regions if r.kind == ov.FP]
@@ -446,14 +453,15 @@ class ReviewView(QtWidgets.QWidget):
         else:
             self.region_counts.setText(
                 f"Lesions (3-D regions ≥ {mm3:g} mm³):<br>"
-                f"<span style='color:#ff4040'>{len(fn)} missed</span> · "
-                f"<span style='color:#ffff00'>{len(tp)} found</span> · "
-                f"<span style='color:#00ff00'>{len(fp)} false-positive</span>")
+                f"<span style='color:{review_hex(ov.REFERENCE_ONLY)}'>{len(fn)} missed</span> · "
+                f"<span style='color:{review_hex(ov.OVERLAP)}'>{len(tp)} found</span> · "
+                f"<span style='color:{review_hex(ov.PREDICTION_ONLY)}'>{len(fp)} "
+                "false-positive</span>")
         self.region_counts.setToolTip(
             "Counted per lesion: a reference lesion is missed when no predicted voxel touches "
             "it, found when one does; a false-positive region is a predicted region touching "
             f"no reference voxel. Regions under {mm3:g} mm³ are not counted. The legend's "
-            "volumes are per pixel: the red rim of a found lesion is reference the prediction "
+            "volumes are per pixel: the reference-only rim of a found lesion is reference the prediction "
             "did not cover, not a missed lesion.")
         self._update_legend_volumes()
         has_ref = self.layer.reference is not None
@@ -516,7 +524,7 @@ class ReviewView(QtWidgets.QWidget):
             lines.append(f"Dice at p ≥ {self.layer.threshold:.2f}: <b>{pc.fmt(d, 2)}</b>  "
                          f"(reference {ref.sum() * ml:.2f} mL, predicted {pred.sum() * ml:.2f} mL)")
         elif ref is None:
-            lines.append("No pixel reference: prediction in green only.")
+            lines.append("No pixel reference: the prediction alone is shown.")
         self.exam_info.setText("<br>".join(lines))
         self.view.set_info(f"{self.exam}<br><span style='color:#8a939d'>{self.run}</span>",
                            f"score {pc.fmt(self.score)}")

@@ -27,6 +27,7 @@ from ictview.gui.error_hook import error_line
 from ictview.gui.shell.exam_list import ExamListPanel
 from ictview.gui.shell.exam_verifier import ExamVerifier
 from ictview.gui.shell.panel_windows import PanelsHost
+from ictview.gui.shell.preferences_dialog import install_preferences
 from ictview.gui.viewer.actions import install_viewer_actions
 from ictview.gui.viewer.exam_cache import read_volume as cached_volume
 from ictview.gui.viewer.exam_cache import show_first_slice
@@ -106,6 +107,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self._build_assist_menu()
         self.panels = PanelsHost(self)  # Training / Review menus and their panel windows
         self._build_toolbar()
+        install_preferences(self)  # Edit > Preferences…, F1; the user's keys and colours
         self._connect()
         self._update_actions()
         self.resize(1600, 1000)

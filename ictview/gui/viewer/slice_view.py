@@ -22,17 +22,18 @@ import pyqtgraph as pg
 from ictview.core.labels import IGNORE, LABEL_CLASSES
 from ictview.core.mpr import OPPOSITE, direction_letter  # noqa: F401  (re-exported)
 from ictview.core.window import WINDOW_PRESETS, window_levels
+from ictview.gui.preferences import label_rgb
 
 Qt = QtCore.Qt
 TOOLS = ("brush", "fill", "polygon")
 
 
 def label_lut(hidden=()) -> np.ndarray:
-    """256 x 4 RGBA table: 0 transparent, classes opaque (hidden ones transparent),
-    ignore (255) grey."""
+    """256 x 4 RGBA table: 0 transparent, classes opaque in their colours (Preferences may
+    change them; hidden ones transparent), ignore (255) grey."""
     lut = np.zeros((256, 4), np.uint8)
     for c in LABEL_CLASSES:
-        lut[c.value] = (*c.color, 0 if c.value in hidden else 255)
+        lut[c.value] = (*label_rgb(c.value), 0 if c.value in hidden else 255)
     # ignore / unclassified hemorrhage of a model's proposal: a light neutral, visible on
     # grey brain without reading as any class
     lut[IGNORE] = (225, 225, 225, 210)
@@ -283,6 +284,10 @@ class SliceView(QtWidgets.QWidget):
         if hidden != getattr(self, "_hidden", frozenset()):
             self._hidden = hidden
             self.label_item.setLookupTable(label_lut(hidden))
+
+    def refresh_label_colors(self) -> None:
+        """Redraw the labels in the class colours now set (Preferences)."""
+        self.label_item.setLookupTable(label_lut(getattr(self, "_hidden", frozenset())))
 
     # ---- display state ----------------------------------------------------------------
 
