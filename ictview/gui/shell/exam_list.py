@@ -285,7 +285,8 @@ class ExamListPanel(QtWidgets.QFrame):
         hh.setHighlightSections(False)
         hh.setMinimumSectionSize(36)
         fm = self.table.fontMetrics()
-        for col, widest in ((1, "validation"), (2, "validation"), (3, "Slices"), (4, "not started")):
+        widest_text = ((1, "validation"), (2, "validation"), (3, "Slices"), (4, "not started"))
+        for col, widest in widest_text:
             hh.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.Fixed)
             hh.resizeSection(col, fm.horizontalAdvance(widest) + 24)
         hh.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)

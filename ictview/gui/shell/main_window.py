@@ -145,7 +145,8 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         A("fit", "&Fit to window", lambda: self.viewer.fit_all(), ["Ctrl+0", "Home"])
         A("zoom_in", "Zoom &in", lambda: self.slice_view.zoom(1.25), [K.ZoomIn, "Ctrl+="])
         A("zoom_out", "Zoom &out", lambda: self.slice_view.zoom(0.8), K.ZoomOut)
-        A("crosshair", "&Crosshair", self.slice_view.set_crosshair_visible, "C", checkable=True)
+        A("crosshair", "Hover &crosshair (axial)", self.slice_view.set_crosshair_visible, "C",
+          checkable=True)
         self.actions_by_key["crosshair"].setChecked(self.slice_view.crosshair_visible)
         A("outline", "Label &outline", self._toggle_outline, "O", checkable=True)
         A("labels_visible", "Show &labels", self._toggle_labels_visible, "T", checkable=True)

@@ -211,7 +211,8 @@ class PreferencesDialog(QtWidgets.QDialog):
         tabs.addTab(self._colours_tab(), "Colours")
         tabs.addTab(self._viewer_tab(), "Viewer")
         self.tabs = tabs
-        where = QtWidgets.QLabel(f"Saved to {preferences.settings_file()}")
+        where = QtWidgets.QLabel(
+            f"Settings file: {preferences.settings_file()} (OK and Apply save it)")
         where.setObjectName("examMeta")
         where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.file_problem = QtWidgets.QLabel(
