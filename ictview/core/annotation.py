@@ -507,6 +507,21 @@ class AnnotationModel:
                                                  spacing=self.spacing)
         return self._single_step(diffs, "interpolate")
 
+    def copy_labels(self, source: np.ndarray) -> Stroke | None:
+        """Copy another labelset's labels (e.g. the imported reference) onto the unlabeled
+        voxels: one undo step, so a rater corrects what exists instead of starting empty
+        (Ctrl+Z gives the empty labelset back)."""
+        if self.read_only:
+            return None
+        if source.shape != self.labels.shape:
+            raise ValueError(f"labels shape {source.shape} != this exam's {self.labels.shape}")
+        diffs = []
+        for value in np.unique(source[source > 0]):
+            region = (source == value) & (self.labels == 0)
+            diffs += volume_paint._write_volume(self.labels, region, int(value), protect=(),
+                                                erase=False)
+        return self._single_step(diffs, "copy")
+
     # ---- start from a model (ictview/core/proposal.py) ----
 
     proposal_components: np.ndarray | None = None  # int32 (z, y, x) 1..n, 0 outside

@@ -248,3 +248,25 @@ def test_torn_record_is_dropped_and_trim_keeps_newer_records(tmp_path):
     assert j.records == [] and "shape" in j.notices[0] and "moved aside" in j.notices[0]
     j.close()
     assert len(list(tmp_path.glob("EX.journal.bad-*"))) == 1
+
+
+def test_copy_labels_fills_only_unlabeled_voxels_in_one_undo_step(small_ws):
+    m = AnnotationModel.open(small_ws, "EX-1", "rater-d", "d")
+    first = np.zeros(m.labels.shape, np.uint8)
+    first[2, 10:20, 10:20] = 1
+    second = np.zeros_like(first)
+    second[2, 15:25, 15:25] = 3  # overlaps `first`
+    second[4, 1:3, 1:3] = 5
+    m.copy_labels(first)
+    stroke = m.copy_labels(second)
+    assert stroke.kind == "copy" and len(m.history) == 2
+    want = first.copy()
+    want[(first == 0) & (second > 0)] = second[(first == 0) & (second > 0)]
+    assert np.array_equal(m.labels, want)  # what was labeled stays
+    m.undo()
+    assert np.array_equal(m.labels, first)
+    with pytest.raises(ValueError, match="shape"):
+        m.copy_labels(first[:1])
+    m.close()
+    with Workspace.open(small_ws) as ws:
+        assert np.array_equal(ws.load_labels("rater-d", "EX-1"), first)

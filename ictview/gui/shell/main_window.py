@@ -19,6 +19,7 @@ from ictview.core.annotation import AnnotationModel, rater_labelset
 from ictview.core.labels import BY_VALUE
 from ictview.core.window import WINDOW_PRESETS
 from ictview.errors import IctviewError, read_error
+from ictview.gui.annotate import existing_labels as existing
 from ictview.gui.annotate import model_assist as assist
 from ictview.gui.annotate.annotation_host import AnnotationHost, preset_of
 from ictview.gui.annotate.tool_panel import CLASS_KEYS, TOOL_KEYS, ToolPanel
@@ -104,6 +105,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self._build_menus()
         install_viewer_actions(self)  # layouts, crosshair, measurements, tags, interpolation
         assist.install_assist(self)  # start from a model, classify components, the queue
+        existing.install_existing_labels(self)
         self._build_assist_menu()
         self.panels = PanelsHost(self)  # Training / Review menus and their panel windows
         self._build_toolbar()
@@ -210,6 +212,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         m = self.menuBar().addMenu("&Labels")
         m.addAction(a["queue_next"])
         m.addAction(a["cycle_class"])
+        m.addAction(a["start_existing"])
         m.addSeparator()
         m.addAction(a["train_mine"])
 
@@ -505,6 +508,7 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
                 f"Recovered {model.recovered_steps} unsaved stroke(s) from the journal", 8000
             )
         self._report_journal_notices(model)
+        existing.offer(self, model)
         if self.ws is not None and not self.preview:
             shown = model.labelset if model.labelset and not getattr(model, "open_error", "") \
                 else None

@@ -25,8 +25,14 @@ class StatusBar(QtWidgets.QStatusBar):
         self.hu.setMinimumWidth(130)
         self.slice.setMinimumWidth(100)
         self.window.setMinimumWidth(170)
-        for w in (self.position, self.hu, self.slice, self.window):
+        self._normal = (self.position, self.hu, self.slice, self.window)
+        for w in self._normal:
             self.addWidget(w)
+        # A message hides the cursor fields and a cleared one shows them again. Qt does
+        # this only for widgets visible at the time, so a message posted before the window
+        # is shown (an exam opened for a screenshot) was drawn over them.
+        self.messageChanged.connect(
+            lambda text: [w.setVisible(not text) for w in self._normal])
         self.addPermanentWidget(self.save_state)
         self.addPermanentWidget(self.rater)
         self.show_cursor(None, None, None)
