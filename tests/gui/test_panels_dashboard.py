@@ -116,3 +116,44 @@ def test_main_window_menus_open_the_panels(window, qtbot):
     wait_until(lambda: review.run in ("baseline", "ss"))
     window.panels.shutdown()
     assert not window.panels.windows
+
+
+def _box_pixels(img, rect, bg) -> int:
+    """Pixels clearly brighter than the row's background in the check-box column."""
+    n = 0
+    for x in range(rect.left(), rect.left() + 20):
+        for y in range(rect.top(), rect.bottom() + 1):
+            if img.pixelColor(x, y).lightness() > bg.lightness() + 40:
+                n += 1
+    return n
+
+
+def test_every_run_shows_its_check_box_ticked_or_not(qtbot, tiny_workspace_copy):
+    """Four runs: two ticked by default, two not; each row's box is drawn (offscreen, Fusion)."""
+    from PySide6 import QtCore, QtWidgets
+
+    from ictview.gui.app import ensure_app
+    from ictview.gui.review.dashboard import Dashboard
+
+    add_runs(tiny_workspace_copy, (("baseline", "teacher", 0.9), ("ss", "student", 0.95),
+                                   ("nr", "no-ranker", 0.9), ("po", "pixel-oracle", 0.97)))
+    app = ensure_app()
+    assert QtWidgets.QApplication.platformName() == "offscreen"
+    app.setStyle("Fusion")  # what ensure_app set; the app's stylesheet wraps it
+    d = Dashboard(tiny_workspace_copy, headless=True)
+    qtbot.addWidget(d)
+    d.resize(1200, 800)
+    d.show()
+    qtbot.waitExposed(d)
+    lw = d.run_list
+    states = [lw.item(i).checkState() for i in range(lw.count())]
+    assert states.count(QtCore.Qt.CheckState.Unchecked) == 2 and len(states) == 4
+    lw.clearSelection()
+    lw.setCurrentRow(-1)
+    app.processEvents()
+    img = lw.viewport().grab().toImage()
+    for i in range(lw.count()):
+        rect = lw.visualItemRect(lw.item(i))
+        bg = img.pixelColor(rect.right() - 2, rect.center().y())
+        assert _box_pixels(img, rect, bg) >= 20, (lw.item(i).text(), states[i])
+    d.shutdown()
