@@ -243,6 +243,34 @@ def test_exams_sorted_by_disagreement_with_a_summary_line(compare):
     assert "ss finds 1 lesion baseline misses" in compare.summary.text()
 
 
+def hover(view, row: int, col: int) -> None:
+    """The mouse moves (no button) onto pixel (row, col) of a view."""
+    from .conftest import _send_mouse
+
+    vp = view.canvas.viewport()
+    none = QtCore.Qt.MouseButton.NoButton
+    _send_mouse(vp, QtCore.QEvent.Type.MouseMove, view.pixel_to_widget(row, col), none, none)
+
+
+def test_both_panes_show_the_crosshair_and_readout_at_the_voxel_under_the_mouse(compare):
+    assert compare.open_exam(KNOWN_EXAM)
+    a, b = compare.view_a, compare.view_b
+    a.set_slice(Z)
+    r, c = centre(FOUND)  # baseline 0.9, ss 0.95 there
+    hu = int(compare.layer_a.hu[Z, r, c])
+    hover(a, r, c)
+    assert a.crosshair_at() == b.crosshair_at() == (r, c)
+    assert a._corners["br"].text() == f"HU {hu}  ·  p = 0.90"
+    assert b._corners["br"].text() == f"HU {hu}  ·  p = 0.95"
+    r2, c2 = centre(MISSED)
+    hover(b, r2, c2)  # the other pane drives it just the same
+    assert a.crosshair_at() == b.crosshair_at() == (r2, c2)
+    assert "HU" in a._corners["br"].text() and "HU" in b._corners["br"].text()
+    a._leave()  # the mouse leaves the image: both clear
+    assert a.crosshair_at() is None and b.crosshair_at() is None
+    assert a._corners["br"].text() == b._corners["br"].text() == ""
+
+
 def test_review_without_predictions_says_so(qtbot, tiny_workspace_copy):
     from ictview.gui.review.review_view import ReviewView
 

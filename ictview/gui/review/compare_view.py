@@ -1,7 +1,8 @@
 """Side-by-side comparison of two runs (e.g. baseline and semi-supervised) on one exam.
 
 Two SliceViews move together: slice, zoom, pan and window follow whichever view the reader
-uses. Each shows its run's prediction against the reference (red / green / yellow) or as a
+uses, and the mouse over either pane puts the crosshair and the HU / probability readout
+at the same voxel in both. Each shows its run's prediction against the reference (red / green / yellow) or as a
 heatmap. The exam list has both runs' exam scores and their difference, sorted by
 disagreement; a line under the views says where the runs differ on the open exam.
 """
@@ -132,7 +133,7 @@ class CompareView(QtWidgets.QWidget):
         self.view_a, self.view_b = SliceView(), SliceView()
         for v in (self.view_a, self.view_b):
             v.set_editable(False)
-            v.set_crosshair_visible(False)
+            v.set_crosshair_visible(False)  # drawn in both panes by _cursor instead
         self.layer_a, self.layer_b = PredictionLayer(self.view_a), PredictionLayer(self.view_b)
         self.sync = SyncedViews([self.view_a, self.view_b], self)
         self.title_a, self.title_b = QtWidgets.QLabel(), QtWidgets.QLabel()
@@ -204,8 +205,8 @@ class CompareView(QtWidgets.QWidget):
         self.threshold.valueChanged.connect(self._threshold_changed)
         self.window.currentIndexChanged.connect(
             lambda _i: self.view_a.set_preset(self.window.currentData()))
-        for v, layer in ((self.view_a, self.layer_a), (self.view_b, self.layer_b)):
-            v.cursor_moved.connect(lambda z, r, c, v=v, layer=layer: self._cursor(v, layer, z, r, c))
+        for v in (self.view_a, self.view_b):
+            v.cursor_moved.connect(self._cursor)
         for v in (self.view_a, self.view_b):
             v.set_opacity(0.7)
         keys = {"Up": lambda: self.view_a.step_slice(1), "Down": lambda: self.view_a.step_slice(-1),
@@ -375,9 +376,15 @@ class CompareView(QtWidgets.QWidget):
         self.layer_b.set_threshold(t)
         self._summary_timer.start()
 
-    def _cursor(self, view: SliceView, layer: PredictionLayer, z: int, r: int, c: int) -> None:
-        p = layer.probability_at(z, r, c)
-        view.set_bottom_right("" if p is None else f"HU {int(layer.hu[z, r, c])}  ·  p = {p:.2f}")
+    def _cursor(self, z: int, r: int, c: int) -> None:
+        """The voxel under the mouse in either pane: both panes draw the crosshair through
+        it and read out its HU and their own run's probability, so the two runs are compared
+        at the same point without moving the mouse across."""
+        for view, layer in ((self.view_a, self.layer_a), (self.view_b, self.layer_b)):
+            p = layer.probability_at(z, r, c) if r >= 0 else None
+            view.show_crosshair_at(r if p is not None else -1, c)
+            view.set_bottom_right("" if p is None else
+                                  f"HU {int(layer.hu[z, r, c])}  ·  p = {p:.2f}")
 
     def shutdown(self) -> None:
         self._summary_timer.stop()

@@ -344,6 +344,23 @@ class SliceView(QtWidgets.QWidget):
             self.h_line.setVisible(False)
             self.v_line.setVisible(False)
 
+    def show_crosshair_at(self, row: int, col: int) -> None:
+        """Crosshair through pixel (row, col) whether or not the mouse is over this view (a
+        linked view shows where the reader points in its twin); row < 0 hides it."""
+        on = self.hu is not None and row >= 0 and col >= 0
+        if on:
+            self.h_line.setPos((row + 0.5) * self._y_scale)
+            self.v_line.setPos(col + 0.5)
+        self.h_line.setVisible(on)
+        self.v_line.setVisible(on)
+
+    def crosshair_at(self) -> tuple[int, int] | None:
+        """The pixel the crosshair lines go through, None when they are hidden."""
+        if not self.h_line.isVisible():
+            return None
+        return (int(round(self.h_line.value() / self._y_scale - 0.5)),
+                int(round(self.v_line.value() - 0.5)))
+
     def set_orientation(self, row_dir, col_dir) -> None:
         """Edge letters from the slice orientation: columns grow to the right, rows down."""
         right, bottom = direction_letter(row_dir), direction_letter(col_dir)
