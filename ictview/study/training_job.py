@@ -325,6 +325,7 @@ class JobState:
     stage: str = ""  # study: the current stage
     loss: dict[str, list[LossPoint]] = field(default_factory=dict)  # run -> curve
     validation: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    val_metric: str = ""  # what `validation` holds: "pixel_ap" or "exam_auc"
     message: str = ""  # one line: why it stopped / failed
     last_error: str = ""
     last_checkpoint: str = ""
@@ -410,7 +411,12 @@ class JobState:
             self.log.append(f"{run}: predicted {self.done}/{self.total} exams")
         elif ev == "validation":
             v = _num(rec.get("value"))
-            self.validation.setdefault(run, []).append((int(rec.get("step") or 0), v))
+            self.val_metric = str(rec.get("metric", "") or self.val_metric)
+            points = self.validation.setdefault(run, [])
+            step = int(rec.get("step") or 0)
+            while points and points[-1][0] >= step:  # a resumed run repeats no step
+                points.pop()
+            points.append((step, v))
             self.log.append(f"{run}: validation {rec.get('metric', '')} {v:.4f} "
                             f"({rec.get('exams', '?')} exams)")
         elif ev == "checkpoint":
@@ -441,8 +447,7 @@ class JobState:
                 self.done = self.total
         elif returncode == EXIT_INTERRUPTED:
             self.status = "interrupted"
-            self.message = (f"stopped at step {self.done} of {self.total}; checkpoint saved — "
-                            "Resume continues from it" if self.phase == "train"
+            self.message = (stopped_message(self.done, self.total) if self.phase == "train"
                             else "stopped; Resume continues where it stopped")
         elif returncode < 0:
             try:
@@ -457,6 +462,11 @@ class JobState:
             why = self.last_error or f"exit status {returncode}"
             self.message = why.removeprefix("ictview-train: ")
         self.log.append(f"[{self.status}] {self.message}")
+
+
+def stopped_message(step: int, total: int) -> str:
+    """What a training run stopped with a checkpoint says (when it stops, and later)."""
+    return f"stopped at step {step} of {total}; checkpoint saved — Resume continues from it"
 
 
 def read_history(ws_root: Path, run: str) -> JobState:

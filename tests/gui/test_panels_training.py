@@ -8,6 +8,7 @@ import os
 import signal
 
 import pytest
+from PySide6 import QtWidgets
 
 from ictview.store.workspace import Workspace
 
@@ -145,3 +146,46 @@ def test_closing_the_app_stops_or_leaves_the_run(window, qtbot, tiny_workspace_c
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def test_chart_plots_validation_ap_apart_and_keeps_the_stop_line(panel, qtbot):
+    """Validation pixel AP on its own 0..1 axis; the legend is outside the plot; after a run
+    stopped with a checkpoint, the 'stopped at step N ... --resume' lines stay on screen,
+    also when a row of the runs table was selected (the table refresh must not replace the
+    run's state by a row's history)."""
+    configure(panel, "teacher", "baseline", **{
+        "train.epochs": 2, "train.steps_per_epoch": 3, "train.val_every_epochs": 1,
+        "train.log_every_steps": 1})
+    with qtbot.waitSignal(panel.job_finished, timeout=120_000) as sig:
+        assert panel.start()
+    assert sig.args[0] == "finished", panel.state.message
+    xs, ys = panel.curves["loss"].getData()
+    assert list(xs) == [1, 2, 3, 4, 5, 6]
+    vx, vy = panel.val_curve.getData()
+    assert list(vx) == [3, 6] and all(0.0 <= v <= 1.0 for v in vy)
+    assert panel.val_plot.getPlotItem().getAxis("left").labelText == "pixel AP"
+    assert "pixel AP" in panel.val_plot.getPlotItem().titleLabel.text
+    assert panel.loss_plot.getPlotItem().legend is None  # nothing drawn over the curves
+    legend = panel.legend.geometry()
+    assert legend.height() > 0 and not legend.intersects(panel.loss_plot.geometry())
+    assert all(name in panel.legend.text() for name in ("total", "segmentation",
+                                                        "classification"))
+
+    assert panel.select_run("baseline")  # the reader looked at a run, then starts another
+    configure(panel, "teacher", "long", **{"train.steps_per_epoch": 200,
+                                           "train.log_every_steps": 1})
+    assert panel.start()
+    wait_until(lambda: panel.state.done >= 1)
+    with qtbot.waitSignal(panel.job_finished, timeout=60_000) as sig:
+        panel.cancel_button.click()
+    assert sig.args[0] == "interrupted"
+    for _ in range(5):
+        QtWidgets.QApplication.processEvents()
+    n = panel.state.done
+    assert panel.state.run == "long" and panel.status_title.text() == "long"
+    assert f"stopped at step {n} of 200" in panel.stats.text()
+    log = panel.log_view.toPlainText()
+    assert f"long: stopped at step {n}" in log and "--resume" in log
+    # shown again later from the catalog, the stopped run still says how to continue
+    assert panel.select_run("baseline") and panel.select_run("long")
+    assert f"stopped at step {n} of 200" in panel.stats.text()

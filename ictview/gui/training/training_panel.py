@@ -39,6 +39,7 @@ from ictview.study.training_job import (
     read_config,
     read_history,
     start_job,
+    stopped_message,
     toml_value,
 )
 from ictview.store.workspace import Workspace
@@ -51,6 +52,14 @@ KIND_TO_VARIANT = {"student": "ss", "no-ranker": "no-ranker", "image-oracle": "i
 MODEL_KINDS = ("teacher", *KIND_TO_VARIANT)
 RANKER_KEYS = ("ranker.top_percent", "ranker.k_hi", "ranker.k_lo")
 CUDA_PROBE = "import torch; print(torch.cuda.is_available())"
+# (JobState field, legend name, colour, width, pen style) of the loss curves
+LOSS_CURVES = (
+    ("loss", "total", "#5aa9e6", 2.0, Qt.PenStyle.SolidLine),
+    ("seg_loss", "segmentation", "#7fc18a", 1.2, Qt.PenStyle.DashLine),
+    ("cls_loss", "classification", "#f28e2b", 1.2, Qt.PenStyle.DashLine),
+)
+VAL_COLOR = "#c27ae0"
+VAL_METRICS = {"pixel_ap": "pixel AP", "exam_auc": "exam AUC"}
 HELP = {
     "teacher": "PatchFCN from scratch on the labeled role's pixel labels (the baseline).",
     "pseudolabel": "The teacher predicts every unlabeled image (probability maps and image "
@@ -61,6 +70,16 @@ HELP = {
     "study": "The whole paper: baseline, contrast variants, pseudo-labels, student, "
              "oracles, ablation, evaluation.",
 }
+
+
+def legend_html() -> str:
+    """The loss curves' legend as one line of text (solid / dashed line samples)."""
+    parts = []
+    for _key, name, color, _w, style in LOSS_CURVES:
+        sample = "━━━" if style == Qt.PenStyle.SolidLine else "╍╍╍"
+        parts.append(f"<span style='color:{color}; font-weight:600'>{sample}</span>&nbsp;"
+                     f"<span style='color:{COLORS['text']}'>{name}</span>")
+    return "&nbsp;&nbsp;&nbsp;&nbsp;".join(parts)
 
 
 class ConfigTree(QtWidgets.QTreeWidget):
@@ -281,14 +300,24 @@ class TrainingPanel(QtWidgets.QWidget):
         self.stats.setTextFormat(Qt.TextFormat.RichText)
         self.error = pc.error_banner()
         self.loss_plot = pc.plot_widget("step", "loss", "Training loss")
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=COLORS["text"])
         self.curves = {
-            "loss": self.loss_plot.plot([], [], pen=pg.mkPen("#5aa9e6", width=2), name="total"),
-            "seg_loss": self.loss_plot.plot([], [], pen=pg.mkPen("#7fc18a", width=1.2,
-                                            style=Qt.PenStyle.DashLine), name="segmentation"),
-            "cls_loss": self.loss_plot.plot([], [], pen=pg.mkPen("#f28e2b", width=1.2,
-                                            style=Qt.PenStyle.DashLine), name="classification"),
+            key: self.loss_plot.plot([], [], pen=pg.mkPen(color, width=width, style=style),
+                                     name=name)
+            for key, name, color, width, style in LOSS_CURVES
         }
+        # the legend is a row of its own above the plot: inside the plot it hid the curves
+        self.legend = QtWidgets.QLabel(legend_html())
+        self.legend.setObjectName("lossLegend")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        # validation on its own axis (0..1, the loss is not), x linked to the loss plot
+        self.val_plot = pc.plot_widget("step", "validation", "Validation")
+        self.val_plot.setXLink(self.loss_plot)
+        self.val_plot.setYRange(0, 1, padding=0.02)
+        self.val_plot.getPlotItem().setMouseEnabled(y=False)
+        self.val_plot.setMinimumHeight(140)
+        self.val_curve = self.val_plot.plot([], [], pen=pg.mkPen(VAL_COLOR, width=1.5),
+                                            symbol="o", symbolSize=6, symbolBrush=VAL_COLOR,
+                                            symbolPen=None, name="validation")
         self.log_view = QtWidgets.QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(400)
@@ -308,7 +337,9 @@ class TrainingPanel(QtWidgets.QWidget):
         rl2.addWidget(self.progress)
         rl2.addWidget(self.stats)
         rl2.addWidget(self.error)
+        rl2.addWidget(self.legend)
         rl2.addWidget(self.loss_plot, 3)
+        rl2.addWidget(self.val_plot, 2)
         rl2.addWidget(pc.title("Log"))
         rl2.addWidget(self.log_view, 2)
         rl2.addWidget(self.command_line)
@@ -350,8 +381,12 @@ class TrainingPanel(QtWidgets.QWidget):
             self.show_error(str(e))
             return
         self._finals = finals
-        keep = self.runs_table.currentRow()
+        keep = self._selected_run()
         t = self.runs_table
+        # rebuilding the rows is no choice of the reader's: no selection signal, or the run
+        # that just ended (its stop line, its log) would be replaced by a row's history
+        t.blockSignals(True)
+        t.selectionModel().blockSignals(True)
         t.setSortingEnabled(False)
         t.setRowCount(len(self._runs))
         for i, r in enumerate(reversed(self._runs)):
@@ -362,8 +397,11 @@ class TrainingPanel(QtWidgets.QWidget):
             t.setItem(i, 3, pc.cell(r["parent"] or ""))
             t.setItem(i, 4, pc.cell((r["updated_at"] or "")[5:16].replace("T", " "),
                                     sort=r["updated_at"] or "", tip=r["updated_at"] or ""))
-        if 0 <= keep < t.rowCount():
-            t.selectRow(keep)
+        t.clearSelection()
+        if keep is not None:  # the same run, wherever its row went
+            self.select_run(keep["name"])
+        t.selectionModel().blockSignals(False)
+        t.blockSignals(False)
         self._fill_run_combos()
 
     def _fill_run_combos(self) -> None:
@@ -691,6 +729,9 @@ class TrainingPanel(QtWidgets.QWidget):
             self.state.status = row["status"]
             self.state.run = run
             self.state.kind = row["kind"]
+            if row["status"] == "interrupted" and self._has_latest(run) and self.state.total:
+                # what the run said when it stopped, still true until it is resumed
+                self.state.message = stopped_message(self.state.done, self.state.total)
         self.error.hide()
         self.log_view.clear()
         self.command_line.setText("")
@@ -730,10 +771,30 @@ class TrainingPanel(QtWidgets.QWidget):
         if curve:
             self.loss_plot.getPlotItem().setTitle(f"Training loss — {st.run}",
                                                   color=COLORS["text"], size="10pt")
+        self._render_validation(st)
         text = "\n".join(st.log)
         if text != self.log_view.toPlainText():
             self.log_view.setPlainText(text)
             self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
+
+    def _render_validation(self, st: JobState) -> None:
+        points = st.validation.get(st.run) or (next(iter(st.validation.values()))
+                                               if st.validation else [])
+        name = VAL_METRICS.get(st.val_metric, st.val_metric or "validation")
+        self.val_curve.setData([p[0] for p in points], [p[1] for p in points])
+        ax = self.val_plot.getPlotItem().getAxis("left")
+        ax.setLabel(name, color=COLORS["muted"])
+        finite = [p for p in points if math.isfinite(p[1])]
+        if finite:
+            best = max(finite, key=lambda p: p[1])
+            text = (f"Validation {name} — last {finite[-1][1]:.3f} at step {finite[-1][0]}, "
+                    f"best {best[1]:.3f} at step {best[0]}")
+        elif st.records or st.run:
+            text = (f"Validation {name} — none logged yet (every train.val_every_epochs "
+                    "epochs; 0 turns it off)")
+        else:
+            text = "Validation"
+        self.val_plot.getPlotItem().setTitle(text, color=COLORS["text"], size="10pt")
 
     def _update_buttons(self) -> None:
         busy = self.running()
