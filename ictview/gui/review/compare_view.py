@@ -3,8 +3,9 @@
 Two SliceViews move together: slice, zoom, pan and window follow whichever view the reader
 uses, and the mouse over either pane puts the crosshair and the HU / probability readout
 at the same voxel in both. Each shows its run's prediction against the reference (red /
-green / yellow) or as a heatmap. The exam list has both runs' exam scores and their difference, sorted by
-disagreement; a line under the views says where the runs differ on the open exam.
+green / yellow) or as a heatmap. The exam list has both runs' exam scores and their
+difference, sorted by disagreement; a line under the views says where the runs differ on
+the open exam.
 """
 
 from __future__ import annotations
