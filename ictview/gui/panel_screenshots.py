@@ -43,28 +43,25 @@ def render_panel(workspace: Path, view: str, out_png: Path, *, run: str | None =
 
 
 def _build(view: str, ws: Path, run: str | None, exam: str | None):
-    if view == "training":
-        from ictview.gui.training.training_panel import TrainingPanel
+    from ictview.gui.launch import DEMO_RATER, stored_rater
+    from ictview.gui.shell.panel_windows import make_panel
 
-        p = TrainingPanel(ws, headless=True)
+    # built as the app's window builds it; then only the run / exam the command line names
+    rater = stored_rater() or DEMO_RATER
+    if view == "training":
+        p = make_panel(view, ws, rater, headless=True)
         names = [r["name"] for r in p._runs]
         pick = run or next((n for n in ("ss", "baseline") if n in names), names[-1] if names else "")
         if pick and p.select_run(pick):
             p.show_history(pick)
         return p
     if view == "ranker":
-        from ictview.gui.launch import DEMO_RATER, stored_rater
-        from ictview.gui.review.ranker_panel import RankerPanel
-
-        p = RankerPanel(ws, stored_rater() or DEMO_RATER, headless=True)
+        p = make_panel(view, ws, rater, headless=True)
         if run:
             p.run_combo.setCurrentText(run)
-        p.show_below.setChecked(True)
         return p
     if view == "review":
-        from ictview.gui.review.review_view import ReviewView
-
-        p = ReviewView(ws, headless=True)
+        p = make_panel(view, ws, rater, headless=True)
         runs = [p.run_combo.itemText(i) for i in range(p.run_combo.count())]
         if not runs:
             raise IctviewError(f"{ws}: no run has predictions to review")
@@ -75,18 +72,14 @@ def _build(view: str, ws: Path, run: str | None, exam: str | None):
             p.open_exam(target)
         return p
     if view == "compare":
-        from ictview.gui.review.compare_view import CompareView
-
-        p = CompareView(ws, headless=True)
+        p = make_panel(view, ws, rater, headless=True)
         if not p.combo_a.count():
             raise IctviewError(f"{ws}: no run has predictions to compare")
         target = exam or _differing_exam(p)
         if target:
             p.open_exam(target)
         return p
-    from ictview.gui.review.dashboard import Dashboard
-
-    p = Dashboard(ws, headless=True)
+    p = make_panel(view, ws, rater, headless=True)
     if run:
         p.set_runs(run.split(","))
     if p.selected_runs():

@@ -47,6 +47,33 @@ class PanelWindow(QtWidgets.QWidget):
         super().closeEvent(ev)
 
 
+def make_panel(key: str, root: Path, rater: str = "", *, headless: bool = False):
+    """The panel `key` on workspace `root`, as its window shows it. The offscreen
+    screenshots (gui/panel_screenshots.py) build theirs here too, so that a screenshot
+    shows what the window does (the ranker's 'also below the cut' once differed)."""
+    if key == "training":
+        from ictview.gui.training.training_panel import TrainingPanel
+
+        return TrainingPanel(root, headless=headless)
+    if key == "ranker":
+        from ictview.gui.review.ranker_panel import RankerPanel
+
+        return RankerPanel(root, rater, headless=headless)
+    if key == "review":
+        from ictview.gui.review.review_view import ReviewView
+
+        return ReviewView(root, headless=headless)
+    if key == "compare":
+        from ictview.gui.review.compare_view import CompareView
+
+        return CompareView(root, headless=headless)
+    if key == "dashboard":
+        from ictview.gui.review.dashboard import Dashboard
+
+        return Dashboard(root, headless=headless)
+    raise ValueError(f"no panel {key!r}")
+
+
 class PanelsHost(QtCore.QObject):
     def __init__(self, win: QtWidgets.QMainWindow):
         super().__init__(win)
@@ -103,29 +130,11 @@ class PanelsHost(QtCore.QObject):
 
     def _make(self, key: str) -> QtWidgets.QWidget:
         headless = bool(getattr(self.win, "headless", False))
-        root = self.root
+        panel = make_panel(key, self.root, getattr(self.win, "rater", ""), headless=headless)
         if key == "training":
-            from ictview.gui.training.training_panel import TrainingPanel
-
-            panel = TrainingPanel(root, headless=headless)
             # a finished command may have made predictions: the open views show them
             panel.job_finished.connect(lambda *_: self.refresh_views())
-            return panel
-        if key == "ranker":
-            from ictview.gui.review.ranker_panel import RankerPanel
-
-            return RankerPanel(root, getattr(self.win, "rater", ""), headless=headless)
-        if key == "review":
-            from ictview.gui.review.review_view import ReviewView
-
-            return ReviewView(root, headless=headless)
-        if key == "compare":
-            from ictview.gui.review.compare_view import CompareView
-
-            return CompareView(root, headless=headless)
-        from ictview.gui.review.dashboard import Dashboard
-
-        return Dashboard(root, headless=headless)
+        return panel
 
     def refresh_views(self) -> None:
         """Reload the runs of the open ranker / review / compare / dashboard windows, keeping
