@@ -174,3 +174,31 @@ def test_screenshot_of_a_session_in_progress_writes_nothing(qtbot, study_ws, tmp
     with Workspace.open(root) as ws:
         assert ws.con.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == n_audit
     assert run_retest_gui(root, STUDY, "someone-else", screenshot=png, clock=clock) == 2
+
+
+def test_side_panel_fits_at_1600_by_1000(qtbot, study_ws):
+    """Every control of the session / annotation column lies inside the visible width of
+    its scroll area at the screenshot size (it scrolls vertically, never cuts sideways)."""
+    root, clock, order = study_ws
+    with Workspace.open(root) as ws:
+        RetestSession.start(ws, STUDY, RATER, clock=clock)
+    win = make_window(qtbot, root, clock)
+    win.resize(1600, 1000)
+    QtWidgets.QApplication.processEvents()
+    assert win.state == "in progress"
+    area = win.side_scroll
+    vp = area.viewport()
+    assert area.widget().width() <= vp.width()
+    checked = 0
+    for w in area.widget().findChildren(QtWidgets.QWidget):
+        if not w.isVisibleTo(area.widget()) or w.width() == 0:
+            continue
+        right = w.mapTo(vp, QtCore.QPoint(w.width() - 1, 0)).x()
+        assert right < vp.width(), (type(w).__name__, w.objectName(), right, vp.width())
+        checked += 1
+    assert checked > 30
+    lock = win.tool_panel.findChildren(QtWidgets.QCheckBox)
+    assert lock and all(cb.mapTo(vp, QtCore.QPoint(cb.width(), 0)).x() <= vp.width()
+                        for cb in lock if cb.isVisibleTo(area.widget()))
+    win.shutdown()
+    win.close()

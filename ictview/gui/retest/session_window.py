@@ -91,14 +91,19 @@ class RetestSessionWindow(AnnotationHost, QtWidgets.QMainWindow):
         right.setWidgetResizable(True)
         right.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        right.setMinimumWidth(340)
-        right.setMaximumWidth(430)
+        # as wide as the tool panel's rows need (name, key, volume, show, lock) beside a
+        # vertical scroll bar: a fixed 340-430 px cut the rows off on the right
+        extent = right.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent)
+        need = column.minimumSizeHint().width() + extent + 2 * right.frameWidth() + 2
+        right.setMinimumWidth(need)
+        right.setMaximumWidth(max(need, 460))
         work = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         work.setChildrenCollapsible(False)
         work.addWidget(self.slice_view)
         work.addWidget(right)
         work.setStretchFactor(0, 1)
-        work.setSizes([1240, 360])
+        work.setSizes([SCREENSHOT_SIZE[0] - need, need])
+        self.side_scroll = right
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(work)
         self.stack.addWidget(self.page)
