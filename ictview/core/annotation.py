@@ -522,6 +522,17 @@ class AnnotationModel:
                                                 erase=False)
         return self._single_step(diffs, "copy")
 
+    def fill_holes(self, index: int | None = None, plane: str = AXIAL,
+                   value: int | None = None) -> Stroke | None:
+        """Fill the holes of class `value` (default: the current class) on slice `index` of
+        `plane`, or on every slice (index None: 3D). Only unlabeled pixels change. One undo
+        step; None when there was no hole (or the model is read-only)."""
+        if self.read_only:
+            return None
+        value = self.label_value if value is None else _check_class(value)
+        diffs = volume_paint.fill_holes(self.labels, value, plane=plane, index=index)
+        return self._single_step(diffs, "fill holes")
+
     # ---- start from a model (ictview/core/proposal.py) ----
 
     proposal_components: np.ndarray | None = None  # int32 (z, y, x) 1..n, 0 outside

@@ -1,4 +1,5 @@
-"""Label operations on the whole (z, y, x) volume: 3D region grow and fill between slices.
+"""Label operations on the whole (z, y, x) volume: 3D region grow, fill between slices and
+hole filling.
 
 Like the slice operations of `ictview.core.paint` they write the labels in place
 and return what changed, as one SliceDiff per axial slice touched, so one call is
@@ -13,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import flood as _flood
 
+from ictview.core.brain_mask import fill_holes_inplane
 from ictview.core.mpr import AXIAL, PLANE_AXES, axial_diffs, native_view
 from ictview.core.paint import SliceDiff, paint_mask
 from ictview.errors import IctviewError
@@ -136,4 +138,42 @@ def fill_between_slices(
                 region &= native[k, r0:r1, c0:c1] == 0
             d = paint_mask(native, k, int(r0), int(c0), region, value)
             diffs.extend(axial_diffs(d, plane))
+    return diffs
+
+
+def fill_holes(
+    labels: np.ndarray,
+    value: int,
+    *,
+    plane: str = AXIAL,
+    index: int | None = None,
+    max_hole_px: int | None = None,
+) -> list[SliceDiff]:
+    """Fill the holes of class `value`: the pockets of other pixels that the class encloses
+    within a slice of `plane` (4-connected pockets not reaching the slice border, at most
+    `max_hole_px` pixels each when given), on slice `index` of the plane, or on every slice
+    when index is None. Only unlabeled pixels of a pocket change: another class, or the
+    ignore label, inside the class stays what it is.
+
+    Every slice (index None) also fills every 3D cavity: a pocket enclosed in 3D is
+    enclosed within each slice through it. It fills more: the noise holes of a flood fill
+    are open through the slices above and below, and are holes to the reader all the same.
+    """
+    native = native_view(labels, plane)
+    if index is not None and not 0 <= int(index) < native.shape[0]:
+        raise ValueError(f"slice {index} outside 0..{native.shape[0] - 1}")
+    k0 = 0 if index is None else int(index)
+    sub = native if index is None else native[k0:k0 + 1]
+    mask = sub == value
+    if not mask.any():
+        return []
+    region = fill_holes_inplane(mask, max_hole_px) & ~mask & (sub == 0)
+    diffs: list[SliceDiff] = []
+    for k in np.flatnonzero(region.reshape(region.shape[0], -1).any(axis=1)):
+        sl = region[k]
+        rows = np.flatnonzero(sl.any(axis=1))
+        cols = np.flatnonzero(sl.any(axis=0))
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        d = paint_mask(native, k0 + int(k), int(r0), int(c0), sl[r0:r1, c0:c1].copy(), value)
+        diffs.extend(axial_diffs(d, plane))
     return diffs

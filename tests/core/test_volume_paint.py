@@ -171,3 +171,72 @@ def test_hu_limited_brush_in_the_sagittal_plane_keeps_to_the_range():
     assert (hu[painted] >= 40).all() and np.array_equal(painted[:, :, 16], ball[:, :, 16] & (
         (np.arange(9)[:, None] - 4) ** 2 / (8 / 5) ** 2 + (np.arange(32)[None, :] - 16) ** 2
         / 16 ** 2 <= 1))
+
+
+def _holey_blob():
+    """Class 2 on slices 2..5 of a 8 x 24 x 24 volume with, on slice 3, two one-pixel noise
+    holes, a 2 x 2 hole holding one pixel of class 4, and a notch open to the outside."""
+    labels = np.zeros((8, 24, 24), np.uint8)
+    labels[2:6, 6:18, 6:18] = 2
+    labels[3, 9, 9] = labels[3, 12, 14] = 0  # noise holes
+    labels[3, 14:16, 8:10] = 0
+    labels[3, 14, 8] = 4  # another class inside the hole: stays
+    labels[3, 6:9, 11] = 0  # a notch from the edge: not a hole
+    labels[5, 10, 10] = 0  # a hole on another slice
+    return labels
+
+
+def test_fill_holes_fills_enclosed_unlabeled_pixels_of_one_slice():
+    from ictview.core.volume_paint import fill_holes
+
+    labels = _holey_blob()
+    before = labels.copy()
+    diffs = fill_holes(labels, 2, index=3)
+    assert [d.z for d in diffs] == [3]
+    assert labels[3, 9, 9] == labels[3, 12, 14] == 2
+    assert (labels[3, 14:16, 8:10] == [[4, 2], [2, 2]]).all()
+    assert (labels[3, 6:9, 11] == 0).all()  # open to the outside
+    assert labels[5, 10, 10] == 0  # other slices untouched
+    changed = labels != before
+    assert changed.sum() == 5 and (before[changed] == 0).all()
+    assert fill_holes(labels, 2, index=3) == []  # nothing left
+    assert fill_holes(labels, 3, index=3) == []  # a class that is not there
+
+
+def test_fill_holes_on_every_slice_and_in_other_planes():
+    from ictview.core.volume_paint import fill_holes
+
+    labels = _holey_blob()
+    diffs = fill_holes(labels, 2)  # every axial slice (3D)
+    assert sorted({d.z for d in diffs}) == [3, 5] and labels[5, 10, 10] == 2
+    assert labels[3, 9, 9] == 2 and (labels[3, 6:9, 11] == 0).all()
+    # a tunnel along x through the blob: open in axial and coronal slices (it reaches the
+    # blob's x edges), a one-pixel hole in every sagittal slice it crosses
+    labels = np.zeros((8, 24, 24), np.uint8)
+    labels[1:7, 6:18, 6:18] = 2
+    labels[4, 10, 6:18] = 0
+    assert fill_holes(labels, 2) == [] and fill_holes(labels, 2, plane=CORONAL) == []
+    diffs = fill_holes(labels, 2, plane=SAGITTAL, index=8)
+    assert labels[4, 10, 8] == 2 and labels[4, 10, 9] == 0 and {d.z for d in diffs} == {4}
+    diffs = fill_holes(labels, 2, plane=SAGITTAL)
+    assert (labels[4, 10, 6:18] == 2).all() and sum(d.n_changed for d in diffs) == 11
+    with pytest.raises(ValueError):
+        fill_holes(labels, 2, plane=CORONAL, index=24)
+
+
+def test_model_fill_holes_is_one_undo_step():
+    labels = _holey_blob()
+    m = AnnotationModel(np.zeros(labels.shape, np.int16), labels=labels.copy(),
+                        spacing=(5.0, 0.5, 0.5))
+    m.label_value = 2
+    before = m.labels.copy()
+    n_before = m.voxel_counts().get(2, 0)
+    step = m.fill_holes()  # 3D
+    assert step is not None and len(m.history) == 1
+    assert m.voxel_counts()[2] == n_before + 6  # 5 on slice 3, 1 on slice 5
+    m.undo()
+    assert np.array_equal(m.labels, before)
+    m.redo()
+    assert m.labels[5, 10, 10] == 2
+    assert m.fill_holes(index=3) is None  # nothing left: no empty step
+    assert len(m.history) == 1
