@@ -174,3 +174,48 @@ def test_export_dialog_writes_nifti_of_the_painted_labels(window, qtbot, tmp_pat
     assert np.array_equal(labels, m.labels)
     assert "Wrote 1 file" in dialog.message.text()
     dialog.reject()
+
+
+def test_fill_holes_after_a_flood_fill_slice_then_3d_each_one_undo_step(window):
+    """A flood fill inside a narrow HU range leaves noise holes; the tool panel's 'Fill
+    holes: slice' fills those of the slice shown, 'Fill holes: 3D' those of every slice."""
+    from ictview.core.brain_mask import fill_holes_inplane
+
+    win, view = window, window.slice_view
+    m = win.model
+    z = view.z
+    r, c = brain_pixel(m.hu, z)
+    QTest.keyClick(win, Qt.Key.Key_F)
+    m.label_value = 2
+    hu = int(m.hu[z, r, c])
+    m.hu_range = (hu - 12, hu + 12)
+
+    def holes(k: int) -> np.ndarray:
+        mask = m.labels[k] == 2
+        return fill_holes_inplane(mask[None])[0] & (m.labels[k] == 0)
+
+    for k in (z, z + 1):
+        view.set_slice(k)
+        rk, ck = brain_pixel(m.hu, k)
+        m.hu_range = (int(m.hu[k, rk, ck]) - 12, int(m.hu[k, rk, ck]) + 12)
+        drag(view, [(rk, ck)])
+        assert (m.labels[k] == 2).sum() > 200
+    view.set_slice(z)
+    n_z, n_next = int(holes(z).sum()), int(holes(z + 1).sum())
+    assert n_z > 0 and n_next > 0  # the noise holes this is about
+    steps = len(m.history)
+    before = m.labels.copy()
+    win.tool_panel.fill_holes_slice.click()
+    assert not holes(z).any() and int(holes(z + 1).sum()) == n_next
+    changed = m.labels != before
+    assert int(changed.sum()) == n_z and (before[changed] == 0).all()
+    assert len(m.history) == steps + 1 and "Ctrl+Z" in win.status.currentMessage()
+    win.tool_panel.fill_holes_3d.click()
+    assert not holes(z + 1).any() and len(m.history) == steps + 2
+    QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(m.labels, before)
+    win.tool_panel.fill_holes_3d.click()  # the menu / action does the same
+    win.actions_by_key["fill_holes_3d"].trigger()
+    assert "encloses no unlabeled pixel" in win.status.currentMessage()
+    assert np.array_equal(_saved_labels(win), m.labels)

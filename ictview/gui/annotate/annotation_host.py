@@ -85,6 +85,7 @@ class AnnotationHost:
         v.cursor_moved.connect(self._cursor_moved)
         v.slice_changed.connect(self._slice_changed)
         v.window_changed.connect(self._window_changed)
+        self.tool_panel.fill_holes_requested.connect(self.fill_holes)
 
     def _attach_model(self, model: AnnotationModel) -> None:
         """Carry the rater's settings over and listen to the model's events."""
@@ -175,6 +176,28 @@ class AnnotationHost:
         self.status.showMessage(
             f"Nothing filled: the pixel is outside {lo:.0f}–{hi:.0f} HU or protected", 4000
         )
+
+    def fill_holes(self, every_slice: bool = False):
+        """Fill the holes of the current class: in the axial slice shown, or on every slice
+        (3D). One undo step; the status bar says what changed. Returns the step (None:
+        nothing to fill)."""
+        m = self.model
+        if m is None or m.read_only:
+            return None
+        z = self.slice_view.z
+        step = m.fill_holes(None if every_slice else z)
+        code = m.class_name(m.label_value)
+        where = "on any slice" if every_slice else f"on slice {z + 1}"
+        if step is None:
+            self.status.showMessage(f"Fill holes: {code} encloses no unlabeled pixel {where}",
+                                    6000)
+            return None
+        n = sum(d.n_changed for d in step.diffs)
+        slices = len({d.z for d in step.diffs})
+        where = f"on {slices} slice(s)" if every_slice else where
+        self.status.showMessage(f"Filled the holes of {code} {where}: {n:,} voxels "
+                                f"({n * m.voxel_ml:.3f} mL); Ctrl+Z undoes it", 8000)
+        return step
 
     def _polygon_closed(self, z: int, pts, plane: str = AXIAL) -> None:
         """z and pts in the plane's native coordinates (axial: slice z, (y, x) vertices)."""

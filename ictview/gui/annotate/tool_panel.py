@@ -54,6 +54,7 @@ def _group(title: str) -> tuple[QtWidgets.QGroupBox, QtWidgets.QGridLayout]:
 
 class ToolPanel(QtWidgets.QFrame):
     interpolate_requested = QtCore.Signal()  # the window runs it (and says what it did)
+    fill_holes_requested = QtCore.Signal(bool)  # True: every slice (3D), False: this slice
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -139,6 +140,19 @@ class ToolPanel(QtWidgets.QFrame):
         )
         g.addLayout(conn, 2, 1)
         g.addWidget(self.interpolate, 3, 0, 1, 2)
+        # a flood fill leaves noise holes where pixels fall outside the HU range
+        self.fill_holes_slice = QtWidgets.QPushButton("Fill holes: slice")
+        self.fill_holes_slice.setToolTip(
+            "Fill the holes of the current class in the axial slice shown: unlabeled pixels "
+            "it encloses (other classes stay; one undo step)")
+        self.fill_holes_3d = QtWidgets.QPushButton("Fill holes: 3D")
+        self.fill_holes_3d.setToolTip(
+            "Fill the holes of the current class on every slice of the exam (every enclosed "
+            "pocket of unlabeled pixels; other classes stay; one undo step)")
+        for b in (self.fill_holes_slice, self.fill_holes_3d):
+            b.setSizePolicy(_EXPANDING, _FIXED)
+        g.addWidget(self.fill_holes_slice, 4, 0)
+        g.addWidget(self.fill_holes_3d, 4, 1)
 
         # ---- brush -------------------------------------------------------------------------
         brush_box, g = _group("Brush")
@@ -266,6 +280,8 @@ class ToolPanel(QtWidgets.QFrame):
                 lambda _on: self._class_set_edited("locked_classes", self.lock_boxes, True))
         self.connectivity_group.idClicked.connect(lambda n: self._set("grow_connectivity", n))
         self.interpolate.clicked.connect(self.interpolate_requested.emit)
+        self.fill_holes_slice.clicked.connect(lambda: self.fill_holes_requested.emit(False))
+        self.fill_holes_3d.clicked.connect(lambda: self.fill_holes_requested.emit(True))
         self.class_group.idClicked.connect(lambda v: self._set("label_value", v))
         names = list(TOOL_TEXT)
         self.tool_group.idClicked.connect(lambda i: self._set("tool", names[i]))

@@ -62,6 +62,10 @@ def install_viewer_actions(win) -> None:
     A("interpolate", "Fill &between slices", lambda: fill_between_slices(win), "Ctrl+I",
       tip="Interpolate the current class across empty slices between labeled ones")
     win.tool_panel.interpolate_requested.connect(lambda: fill_between_slices(win))
+    A("fill_holes_slice", "Fill &holes in this slice", lambda: win.fill_holes(False),
+      tip="Fill the unlabeled pixels the current class encloses on the axial slice shown")
+    A("fill_holes_3d", "Fill holes on every slice (&3D)", lambda: win.fill_holes(True),
+      tip="Fill the unlabeled pixels the current class encloses, on every slice")
 
     mb = win.menuBar()
     after = _menu_after(mb, "&View")
@@ -90,6 +94,8 @@ def install_viewer_actions(win) -> None:
     if edit is not None:
         edit.addSeparator()
         edit.addAction(win.actions_by_key["interpolate"])
+        edit.addAction(win.actions_by_key["fill_holes_slice"])
+        edit.addAction(win.actions_by_key["fill_holes_3d"])
 
 
 def _menu(mb: QtWidgets.QMenuBar, title: str) -> QtWidgets.QMenu | None:
