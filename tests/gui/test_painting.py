@@ -219,3 +219,9 @@ def test_fill_holes_after_a_flood_fill_slice_then_3d_each_one_undo_step(window):
     win.actions_by_key["fill_holes_3d"].trigger()
     assert "encloses no unlabeled pixel" in win.status.currentMessage()
     assert np.array_equal(_saved_labels(win), m.labels)
+
+
+def test_no_class_name_is_elided_in_the_tool_panel(window):
+    """Each class button is as wide as its full text asks ('Intraparenchymal' was elided)."""
+    for value, b in window.tool_panel.class_buttons.items():
+        assert b.width() >= b.sizeHint().width(), (value, b.text(), b.width())

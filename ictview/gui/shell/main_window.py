@@ -87,8 +87,11 @@ class MainWindow(AnnotationHost, QtWidgets.QMainWindow):
         self.viewer = MprViewer(self, self.slice_view)
         self.tool_panel = ToolPanel()
         self.exam_list.setMinimumWidth(420)
-        self.tool_panel.setMinimumWidth(390)  # class rows: name, key, volume, show, lock
-        self.tool_panel.setMaximumWidth(440)
+        # class rows: name, key, volume, show, lock; as wide as the rows ask for, so that no
+        # class name is elided ('Int…renchymal' at a fixed 390)
+        need = max(390, self.tool_panel.sizeHint().width())
+        self.tool_panel.setMinimumWidth(need)
+        self.tool_panel.setMaximumWidth(max(440, need))
 
         split = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         split.setChildrenCollapsible(False)
