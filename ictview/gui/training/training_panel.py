@@ -1,5 +1,6 @@
 """Training launcher: start teacher / pseudo-label / student / evaluate / study runs as child
-processes and watch them (progress, ETA, loss curve, throughput, log tail).
+processes and watch them (progress, ETA, loss curves with their legend above the plot, the
+validation metric on its own 0..1 axis below, throughput, log tail).
 
 The run is `ictview-train COMMAND --json-progress` in its own process (ictview.study.
 training_job): a crash or a CUDA error there cannot take the GUI or unsaved labels with it;
