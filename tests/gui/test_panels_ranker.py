@@ -232,7 +232,7 @@ def test_previewing_a_c_stores_nothing_and_choosing_asks_first(qtbot, pl_workspa
     assert buttons[20].text() == "20% ✓" and buttons[5].text() == "5%"
     assert "C 20%" in p.choice_label.text() and RATER in p.choice_label.text()
     row = next(i for i in range(p.table.rowCount()) if p.table.item(i, 0).text().startswith("20%"))
-    assert p.table.item(row, 0).text() == "20%  ✓ chosen"
+    assert p.table.item(row, 0).text() == "20% ✓"
     assert not p.save_button.isEnabled()
     buttons[10].click()  # previewing another C afterwards still stores nothing
     with Workspace.open(root) as ws:

@@ -310,14 +310,14 @@ class RankerPanel(QtWidgets.QWidget):
         ll.addWidget(self.table, 2)
         ll.addWidget(choice)
         ll.addWidget(self.error)
-        left.setMinimumWidth(540)
+        left.setMinimumWidth(580)  # the table: its seven columns with the chosen C marked
 
         # right: the cut and its images
         self.c_buttons = QtWidgets.QButtonGroup(self)
         self.c_buttons.setExclusive(True)
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(10, 6, 10, 4)
-        bar.addWidget(QtWidgets.QLabel("Preview cut at C ="))
+        bar.addWidget(QtWidgets.QLabel("Preview C ="))
         for c in rr.C_CHOICES:
             b = QtWidgets.QToolButton()
             b.setText(f"{c:g}%")
@@ -387,7 +387,7 @@ class RankerPanel(QtWidgets.QWidget):
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
-        split.setSizes([560, 1040])
+        split.setSizes([590, 1010])
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
@@ -499,7 +499,7 @@ class RankerPanel(QtWidgets.QWidget):
             current = abs(s.c_percent - self.c) < 1e-9
             color = "#e0b25a" if current else None
             chosen = self.choice is not None and abs(s.c_percent - self.choice.c_percent) < 1e-9
-            t.setItem(i, 0, pc.cell(f"{s.c_percent:g}%" + ("  ✓ chosen" if chosen else ""),
+            t.setItem(i, 0, pc.cell(f"{s.c_percent:g}%" + (" ✓" if chosen else ""),
                                     sort=s.c_percent, color=color,
                                     tip="the C the next student run uses" if chosen else ""))
             t.setItem(i, 1, pc.cell(str(s.n_positive), sort=s.n_positive, align_right=True))
@@ -701,6 +701,8 @@ class RankerPanel(QtWidgets.QWidget):
         same = ch is not None and (abs(ch.c_percent - c) < 1e-9 and abs(ch.k_hi - k_hi) < 1e-9
                                    and abs(ch.k_lo - k_lo) < 1e-9)
         self.save_button.setEnabled(bool(self.run) and not same)
+        if same:
+            self.save_button.setText(f"C = {c:g}%, K {k_hi:g} / {k_lo:g} is the current choice")
         self.save_button.setToolTip("This is the choice already saved" if same else
                                     "Asks first; the choice is stored with your name")
         for b in self.c_buttons.buttons():
