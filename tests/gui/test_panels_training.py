@@ -159,7 +159,7 @@ def test_chart_plots_validation_ap_apart_and_keeps_the_stop_line(panel, qtbot):
     with qtbot.waitSignal(panel.job_finished, timeout=120_000) as sig:
         assert panel.start()
     assert sig.args[0] == "finished", panel.state.message
-    xs, ys = panel.curves["loss"].getData()
+    xs, _ys = panel.curves["loss"].getData()
     assert list(xs) == [1, 2, 3, 4, 5, 6]
     vx, vy = panel.val_curve.getData()
     assert list(vx) == [3, 6] and all(0.0 <= v <= 1.0 for v in vy)

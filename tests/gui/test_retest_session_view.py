@@ -179,7 +179,7 @@ def test_screenshot_of_a_session_in_progress_writes_nothing(qtbot, study_ws, tmp
 def test_side_panel_fits_at_1600_by_1000(qtbot, study_ws):
     """Every control of the session / annotation column lies inside the visible width of
     its scroll area at the screenshot size (it scrolls vertically, never cuts sideways)."""
-    root, clock, order = study_ws
+    root, clock, _order = study_ws
     with Workspace.open(root) as ws:
         RetestSession.start(ws, STUDY, RATER, clock=clock)
     win = make_window(qtbot, root, clock)
