@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ictview.study.bench_assist import add_bench_assist_parser
 
     add_bench_assist_parser(bsub)
+    from ictview.store.bench_storage import add_bench_storage_parser
+
+    add_bench_storage_parser(bsub)
 
     from ictview.store.relocate import add_relocate_parser
 
@@ -398,6 +401,10 @@ def cmd_bench(args) -> int:
 
         bench_stats()
         return 0
+    if args.bench == "storage":
+        from ictview.store.bench_storage import bench_storage
+
+        return bench_storage(args)
     if args.bench == "gui":
         from ictview.gui.bench import bench_gui
 

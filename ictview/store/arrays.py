@@ -18,13 +18,51 @@ from pathlib import Path
 from typing import Iterator
 
 import h5py
+import hdf5plugin  # noqa: F401  registers the blosc filter CODEC writes and readers decode
 import numpy as np
 
 from ictview.core.geometry import Geometry
 from ictview.errors import IctviewError, first_line, read_error
 
 TMP_MARK = ".tmp-"
-FORMAT_VERSION = 1
+# 1: volumes contiguous and uncompressed, labels and predictions lzf per slice.
+# 2: every array chunked per slice (1, y, x) and compressed with CODEC; predictions may hold
+#    compact pseudo-label targets instead of float16 probabilities. Readers take both: the
+#    chunk layout and the filter are properties of the dataset, not of the reading code.
+FORMAT_VERSION = 2
+
+# The codec of every array written, chosen by `ictview bench storage` (README, "Storage"):
+# blosc/zstd level 1 with byte shuffle stores 512 x 512 CT at 0.39 B/voxel (lzf 0.67, the
+# former uncompressed volumes 2.0), as small as shuffle+gzip-1 but writes 2-3x and reads 2x
+# faster than it; zstd level 5 saves another 13 % for 3x the write time.
+CODEC = "blosc-zstd-1"
+
+
+def codec_options(name: str) -> dict:
+    """h5py create_dataset keywords of a codec as `ictview bench storage` names it: "none",
+    "lzf", "gzip-<level>", "blosc-zstd-<level>" (hdf5plugin, byte shuffle built in); a
+    "shuffle+" prefix adds HDF5's byte shuffle (the high bytes of int16 HU are nearly all
+    alike, so grouped they compress)."""
+    shuffle = name.startswith("shuffle+")
+    base = name.removeprefix("shuffle+")
+    extra = {"shuffle": True} if shuffle else {}
+    if base == "none":
+        return extra
+    if base == "lzf":
+        return {"compression": "lzf", **extra}
+    if base.startswith("gzip-") and base[5:].isdigit():
+        return {"compression": "gzip", "compression_opts": int(base[5:]), **extra}
+    if base.startswith("blosc-zstd-") and base[11:].isdigit() and not shuffle:
+        return dict(hdf5plugin.Blosc(cname="zstd", clevel=int(base[11:]),
+                                     shuffle=hdf5plugin.Blosc.SHUFFLE))
+    raise ValueError(f"unknown codec '{name}'")
+
+
+def _slice_chunked(f: h5py.File, name: str, data: np.ndarray, codec: str | None = None) -> None:
+    """One chunk per slice: a slice or a crop of it decodes one chunk, never the volume."""
+    chunks = (1,) + data.shape[1:] if data.ndim == 3 and data.size else None
+    opts = codec_options(codec or CODEC) if chunks else {}
+    f.create_dataset(name, data=data, chunks=chunks, **opts)
 
 
 def fsync_dir(path: Path) -> None:
@@ -127,7 +165,8 @@ class StoredVolume:
 
 
 def write_volume(
-    path: Path, hu: np.ndarray, geometry: Geometry, sop_uids: list[str], attrs: dict
+    path: Path, hu: np.ndarray, geometry: Geometry, sop_uids: list[str], attrs: dict,
+    codec: str | None = None,
 ) -> str:
     """Write the volume; returns the sha1 of the file."""
     if hu.dtype != np.int16 or hu.ndim != 3:
@@ -136,8 +175,7 @@ def write_volume(
         raise ValueError("one SOP Instance UID per slice is required")
     out = atomic_h5(path)
     with out as f:
-        # contiguous and uncompressed: whole-volume reads are a single memcpy
-        f.create_dataset("hu", data=hu)
+        _slice_chunked(f, "hu", hu, codec)
         f.create_dataset("sop_uids", data=np.array(sop_uids, dtype=h5py.string_dtype()))
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["geometry"] = json.dumps(geometry.to_dict())
@@ -159,29 +197,51 @@ def read_volume(path: Path) -> StoredVolume:
     return StoredVolume(hu, geometry, sops, meta)
 
 
-def read_slice(path: Path, k: int) -> np.ndarray:
-    """Slice k of a volume file alone (int16 (y, x)): what a viewer paints first."""
+def _region(path: Path, name: str, dtype, k: int, rows: slice | None = None,
+            cols: slice | None = None) -> np.ndarray:
+    """Slice k (or its rows x cols crop) of dataset `name`: one chunk read in both formats."""
     with open_h5(path) as f:
         try:
-            return np.asarray(f["hu"][int(k)], dtype=np.int16)
+            ds = f[name]
+            if not 0 <= int(k) < ds.shape[0]:
+                raise IndexError(f"slice {k} outside 0..{ds.shape[0] - 1}")
+            key = (int(k), rows if rows is not None else slice(None),
+                   cols if cols is not None else slice(None))
+            return np.asarray(ds[key], dtype=dtype)
         except (KeyError, ValueError, IndexError) as e:
-            raise IctviewError(f"{path}: cannot read slice {k} ({e})") from None
+            raise IctviewError(f"{path}: cannot read slice {k} of '{name}' ({e})") from None
+
+
+def read_slice(path: Path, k: int) -> np.ndarray:
+    """Slice k of a volume file alone (int16 (y, x)): what a viewer paints first."""
+    return _region(path, "hu", np.int16, k)
+
+
+def read_crop(path: Path, k: int, rows: slice, cols: slice) -> np.ndarray:
+    """rows x cols of slice k of a volume file (int16): the chunk of slice k is decoded, no
+    other slice is read."""
+    return _region(path, "hu", np.int16, k, rows, cols)
+
+
+def array_shape(path: Path, name: str = "hu") -> tuple[int, ...]:
+    """Shape of dataset `name` ("hu", "labels", "prob") without reading it."""
+    with open_h5(path) as f:
+        if name not in f:
+            raise IctviewError(f"{path}: no '{name}' dataset")
+        return tuple(int(n) for n in f[name].shape)
 
 
 # ---- label volumes ---------------------------------------------------------------------
 
 
-def write_labels(path: Path, labels: np.ndarray, attrs: dict) -> str:
+def write_labels(path: Path, labels: np.ndarray, attrs: dict, codec: str | None = None) -> str:
     """Write the label volume; returns the sha1 of the file."""
     if labels.dtype != np.uint8 or labels.ndim != 3:
         raise ValueError(f"labels must be uint8 (z, y, x), got {labels.dtype} {labels.shape}")
     out = atomic_h5(path)
     with out as f:
-        # per-slice chunks + lzf: a mostly-empty 512x512x40 label volume is a few kB and
-        # compresses faster than it would take to write raw
-        f.create_dataset(
-            "labels", data=labels, chunks=(1,) + labels.shape[1:], compression="lzf"
-        )
+        # a mostly-empty 512x512x40 label volume compresses to a few kB
+        _slice_chunked(f, "labels", labels, codec)
         f.attrs["format_version"] = FORMAT_VERSION
         for k, v in attrs.items():
             f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v, default=str)
@@ -199,25 +259,67 @@ def read_labels(path: Path) -> tuple[np.ndarray, dict]:
     return labels, attrs
 
 
+def read_label_slice(path: Path, k: int, rows: slice | None = None,
+                     cols: slice | None = None) -> np.ndarray:
+    """Slice k (or a crop of it) of a label file, uint8."""
+    return _region(path, "labels", np.uint8, k, rows, cols)
+
+
 # ---- predictions -----------------------------------------------------------------------
 
 
 @dataclass
+class CompactTargets:
+    """What a student trains on from a pseudo-label run, without the probabilities: the
+    ranker's thresholded pixel targets (uint8 1 where p > k_hi, 0 where p < k_lo, 255 in
+    between) of the slices where any pixel is not 0. Every other slice's target is all 0, at
+    any top C%, in the no-ranker ablation and the pixel oracle alike, so the slices stored
+    serve every ranker setting with these K."""
+
+    shape: tuple[int, int, int]  # the exam's (z, y, x)
+    slices: np.ndarray  # int32 (n,) ascending slice indices stored
+    targets: np.ndarray  # uint8 (n, y, x)
+    k_hi: float
+    k_lo: float
+
+    def __post_init__(self) -> None:
+        self.slices = np.asarray(self.slices, np.int32)
+        z, y, x = self.shape
+        if self.targets.dtype != np.uint8 or self.targets.shape != (len(self.slices), y, x):
+            raise ValueError(f"targets must be uint8 ({len(self.slices)}, {y}, {x}), got "
+                             f"{self.targets.dtype} {self.targets.shape}")
+        if len(self.slices) and (np.any(np.diff(self.slices) <= 0) or self.slices[0] < 0
+                                 or self.slices[-1] >= z):
+            raise ValueError("target slices must be ascending indices inside the exam")
+
+
+@dataclass
 class Prediction:
-    prob: np.ndarray  # float16 (z, y, x) pixel probability of hemorrhage
+    prob: np.ndarray  # float16 (z, y, x) pixel probability of hemorrhage; (0, 0, 0) if none
     slice_scores: np.ndarray  # float32 (z,) image probability per slice
     exam_score: float
     attrs: dict = field(default_factory=dict)
+    # compact pseudo-labels stored instead of `prob` (a pseudolabel run's default)
+    targets: CompactTargets | None = None
+
+    @property
+    def pixels(self) -> str:
+        return "targets" if self.targets is not None else "float16"
 
 
-def write_prediction(path: Path, pred: Prediction) -> str:
-    """Write the prediction; returns the sha1 of the file."""
+def write_prediction(path: Path, pred: Prediction, codec: str | None = None) -> str:
+    """Write the prediction; returns the sha1 of the file. Either the float16 probabilities
+    (evaluation: exact values for the report's AP) or compact targets (pseudo-labels)."""
     out = atomic_h5(path)
     with out as f:
-        f.create_dataset(
-            "prob", data=pred.prob.astype(np.float16, copy=False),
-            chunks=(1,) + pred.prob.shape[1:], compression="lzf",
-        )
+        if pred.targets is None:
+            _slice_chunked(f, "prob", pred.prob.astype(np.float16, copy=False), codec)
+        else:
+            t = pred.targets
+            _slice_chunked(f, "targets", t.targets, codec)
+            f.create_dataset("target_slices", data=t.slices)
+            f.attrs["shape"] = json.dumps(list(t.shape))
+            f.attrs["k_hi"], f.attrs["k_lo"] = float(t.k_hi), float(t.k_lo)
         f.create_dataset("slice_scores", data=pred.slice_scores.astype(np.float32, copy=False))
         f.attrs["exam_score"] = float(pred.exam_score)
         f.attrs["format_version"] = FORMAT_VERSION
@@ -226,12 +328,64 @@ def write_prediction(path: Path, pred: Prediction) -> str:
     return out.sha1
 
 
+_TARGET_ATTRS = ("shape", "k_hi", "k_lo")
+
+
+def _read_targets(f: h5py.File, pixels: bool) -> CompactTargets:
+    shape = tuple(json.loads(f.attrs["shape"]))
+    slices = f["target_slices"][()]
+    targets = (f["targets"][()] if pixels
+               else np.zeros((0,) + shape[1:], np.uint8))
+    return CompactTargets(shape, slices if pixels else np.zeros(0, np.int32), targets,
+                          float(f.attrs["k_hi"]), float(f.attrs["k_lo"]))
+
+
 def read_prediction(path: Path, pixels: bool = True) -> Prediction:
     """pixels=False reads only the scores (ranking a whole corpus needs no pixel maps)."""
     with open_h5(path) as f:
         if "slice_scores" not in f:
             raise IctviewError(f"{path}: not an ictview prediction file")
-        prob = f["prob"][()] if pixels else np.empty((0, 0, 0), np.float16)
+        targets = _read_targets(f, pixels) if "targets" in f else None
+        prob = f["prob"][()] if pixels and "prob" in f else np.empty((0, 0, 0), np.float16)
         scores = f["slice_scores"][()]
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    return Prediction(prob, scores, float(attrs.pop("exam_score")), attrs)
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()
+                 if k not in _TARGET_ATTRS or targets is None}
+    return Prediction(prob, scores, float(attrs.pop("exam_score")), attrs, targets)
+
+
+@dataclass(frozen=True)
+class PredictionLayout:
+    """What a prediction file holds, read without its pixels: the ranker's first pass."""
+
+    pixels: str  # "float16" or "targets"
+    shape: tuple[int, int, int]
+    slice_scores: np.ndarray
+    target_slices: np.ndarray  # int32, the slices with stored targets ("targets" only)
+    k_hi: float | None
+    k_lo: float | None
+
+
+def read_prediction_layout(path: Path) -> PredictionLayout:
+    with open_h5(path) as f:
+        if "slice_scores" not in f:
+            raise IctviewError(f"{path}: not an ictview prediction file")
+        scores = f["slice_scores"][()]
+        if "targets" in f:
+            return PredictionLayout("targets", tuple(json.loads(f.attrs["shape"])), scores,
+                                    f["target_slices"][()].astype(np.int32),
+                                    float(f.attrs["k_hi"]), float(f.attrs["k_lo"]))
+        if "prob" not in f:
+            raise IctviewError(f"{path}: prediction file holds neither 'prob' nor 'targets'")
+        return PredictionLayout("float16", tuple(int(n) for n in f["prob"].shape), scores,
+                                np.zeros(0, np.int32), None, None)
+
+
+def read_prob_slice(path: Path, k: int) -> np.ndarray:
+    """Slice k of a float16 prediction (one chunk)."""
+    return _region(path, "prob", np.float16, k)
+
+
+def read_target_slice(path: Path, row: int) -> np.ndarray:
+    """Row `row` of a compact prediction's stored targets (not the slice index: the row of
+    that slice in `target_slices`)."""
+    return _region(path, "targets", np.uint8, row)
