@@ -67,6 +67,9 @@ class DataSection:
     # positives by prior / q and negatives by (1 - prior) / (1 - q), q = the source's
     # sampling rate of positive slices (training/data/sources.py, cls_prior_weights)
     cls_prior: float | str = "sampled"
+    # the byte budget of a process's working set of masked HU, label and pseudo-label slices
+    # (training/data/exam_cache.py, LRU): memory does not grow with the number of exams
+    cache_mb: float = 256.0
 
 
 @dataclass
@@ -132,6 +135,12 @@ class InferenceSection:
     # processes reading exams + extracting the brain ahead of the model (pseudolabel and
     # evaluate); -1: up to 8 on CUDA, none on CPU
     loader_workers: int = -1
+    # what a pseudolabel run stores per exam besides the slice scores: "float16" probability
+    # maps (any K can be chosen afterwards, in the app's ranker review too) or "targets", the
+    # ranker's pixel targets at this config's ranker.k_hi / k_lo of the slices where they are
+    # not all 0 (about 1 % of the float16 bytes: `ictview bench storage`); the student's
+    # labels are the same either way. Evaluation always stores exact float16.
+    pseudo_store: str = "float16"
 
 
 @dataclass
@@ -375,6 +384,7 @@ def _validate(cfg: Config, source: str) -> None:
     _need(0 <= r.k_lo <= r.k_hi <= 1, source, "ranker.k_lo/k_hi", "0 <= k_lo <= k_hi <= 1",
           (r.k_lo, r.k_hi))
     _need(0 <= d.mix_labeled <= 1, source, "data.mix_labeled", "in [0, 1]", d.mix_labeled)
+    _need(d.cache_mb >= 0, source, "data.cache_mb", ">= 0 (MB)", d.cache_mb)
     for key in ("slice_positive_fraction", "pseudo_positive_fraction"):
         v = getattr(d, key)
         _need(v is None or 0 <= v <= 1, source, f"data.{key}", "in [0, 1] or none", v)
@@ -394,6 +404,8 @@ def _validate(cfg: Config, source: str) -> None:
           "data.cls_prior", "sampled, true or a number in (0, 1)", cp)
     _need(0 <= i.overlap < 1, source, "inference.overlap", "in [0, 1)", i.overlap)
     _need(i.batch_size >= 1, source, "inference.batch_size", ">= 1", i.batch_size)
+    _need(i.pseudo_store in ("float16", "targets"), source, "inference.pseudo_store",
+          "float16 or targets", i.pseudo_store)
     _need(i.loader_workers >= -1, source, "inference.loader_workers", ">= -1", i.loader_workers)
     for v in cfg.study.contrast_variants:
         _need(v in CONTRAST_VARIANTS, source, "study.contrast_variants",

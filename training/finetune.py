@@ -5,13 +5,13 @@ Noisy Student does from its teacher), and the labeled set is the labeled role's
 reference labels plus every exam a rater finished in the given labelsets. Exams of the
 validation and test roles are never trained on, whoever labeled them (the
 evaluation would see its own labels). Labels are read through the read guard
-(`ws.load_labels`, `ws.labelset_exams`).
+(`ws.label_slices`, `ws.labelset_exams`).
 """
 
 from __future__ import annotations
 
 from ictview.errors import IctviewError
-from training.data.sources import SliceSource
+from training.data.sources import labeled_pairs_source
 from training.trainer import Trainer
 
 TRAINABLE_ROLES = ("labeled", "unlabeled")
@@ -41,19 +41,10 @@ class FinetuneTrainer(Trainer):
 
     def build_sources(self, ws, cache):
         pairs = labeled_set(ws, self.cfg.data.labelset, self.extra_labelsets)
-        kept, hu, labels = [], [], []
-        for exam, ls in pairs:
-            lab = ws.load_labels(ls, exam)
-            if lab is None:
-                continue
-            kept.append(exam)
-            hu.append(cache.hu(exam))
-            labels.append(lab)
-        if not kept:
+        src = labeled_pairs_source(ws, cache, self.cfg, pairs)
+        if src is None:
             raise IctviewError(f"{ws.root}: no labels to fine-tune on in "
                                f"{', '.join([self.cfg.data.labelset, *self.extra_labelsets])}")
-        src = SliceSource("labeled", kept, hu, labels, None, self.cfg.augment,
-                          self.cfg.data.slice_positive_fraction)
         src.info["labelsets"] = sorted({ls for _, ls in pairs})
         src.info["rater_exams"] = sum(1 for _, ls in pairs if ls != self.cfg.data.labelset)
         return [src], [1.0]

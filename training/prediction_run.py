@@ -21,6 +21,7 @@ from training.config import InferenceSection
 from training.data.exam_loader import auto_workers, iter_masked
 from training.inference import Predictor
 from training.progress import ProgressLog
+from training.ranker import compact_prediction
 
 
 def run_predictions(
@@ -38,8 +39,11 @@ def run_predictions(
     overwrite: bool = False,
     quiet: bool = False,
     extra_config: dict | None = None,
+    compact_k: tuple[float, float] | None = None,
 ) -> dict:
-    """Predict ``exams`` with ``model_run``'s checkpoint into WS/predictions/<out_run>/."""
+    """Predict ``exams`` with ``model_run``'s checkpoint into WS/predictions/<out_run>/.
+    ``compact_k`` (pseudolabel runs): the ranker's (k_hi, k_lo), used when the inference
+    settings say pseudo_store = "targets"."""
     info, dev = D.init(device)
     ckpt = checkpoint_path(ws_root, model_run, checkpoint)
     if not ckpt.is_file():
@@ -48,8 +52,11 @@ def run_predictions(
     # one process predicts into a run at a time (rank 0 holds it for the world)
     lock = RunLock(Path(ws_root) / "runs" / out_run, out_run, f"ictview-train {kind}")
     with lock if info.is_main else nullcontext(), Workspace.open(ws_root) as ws:
+        compact = compact_k if predictor.settings.pseudo_store == "targets" else None
         config = {"model_run": model_run, "checkpoint": str(ckpt),
                   "inference": predictor.settings.__dict__, **(extra_config or {})}
+        if compact:
+            config["targets_k"] = list(compact)
         run_dir = ws.run_dir(out_run)
         if info.is_main:
             if out_run != model_run:
@@ -72,7 +79,8 @@ def run_predictions(
         ):
             pred = predictor.predict_masked(masked, mask)
             pred.attrs.update({"model_run": model_run, "checkpoint": checkpoint, "exam": name})
-            ws.write_prediction(out_run, name, pred)
+            ws.write_prediction(out_run, name,
+                                compact_prediction(pred, *compact) if compact else pred)
             slices += pred.prob.shape[0]
             dt = time.perf_counter() - t0
             done = min(len(done_before) + (i + 1) * info.world, len(exams))  # rank 0's view

@@ -1,19 +1,21 @@
 """Pseudo-labeling: a trained model over the unlabeled role -> predictions in the workspace.
 
 A pseudolabel run (kind "pseudolabel", parent = the teacher run) holds, per unlabeled exam,
-the float16 pixel probabilities and the per-slice image probabilities that the ranker sorts
-(training/ranker.py); the pseudo-labels themselves are derived at student time, so one
-pseudolabel run serves every C / K setting (and the GUI's threshold inspection). The engine
-is ``training.prediction_run.run_predictions``, shared with ``evaluate``.
+the per-slice image probabilities that the ranker sorts (training/ranker.py) and either the
+float16 pixel probabilities (inference.pseudo_store = "float16": every C / K setting and the
+GUI's threshold inspection) or the compact targets at one K (= "targets": every C at that K,
+about 1 % of the bytes). The pseudo-labels themselves are derived at student time, a slice at
+a time. The engine is ``training.prediction_run.run_predictions``, shared with ``evaluate``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ictview.errors import IctviewError
 from ictview.store.workspace import Workspace
-from training.config import InferenceSection
+from training.config import InferenceSection, RankerSection
 from training.prediction_run import run_predictions
 
 
@@ -30,16 +32,23 @@ def pseudolabel(
     json_progress: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
+    ranker: RankerSection | None = None,
 ) -> str:
     """Teacher predictions over the role (default unlabeled) into pseudolabel run ``out_run``
-    (default "<teacher>-pl"). Returns the run name."""
+    (default "<teacher>-pl"). Returns the run name. ``ranker``: the K of stored targets
+    (inference.pseudo_store = "targets"); default the teacher run's own ranker section."""
     out_run = out_run or f"{teacher_run}-pl"
     with Workspace.open(ws_root) as ws:
         exams = [e.name for e in ws.exams(role=role)]
+        if ranker is None:
+            info = ws.run(teacher_run)
+            section = json.loads(info["config"] or "{}").get("ranker", {}) if info else {}
+            ranker = RankerSection(**{k: v for k, v in section.items()
+                                      if k in RankerSection.__dataclass_fields__})
     if not exams:
         raise IctviewError(f"{ws_root}: no exams with role '{role}' to pseudo-label")
     run_predictions(ws_root, teacher_run, out_run, exams, kind="pseudolabel",
                     checkpoint=checkpoint, settings=settings, overrides=overrides, device=device,
                     json_progress=json_progress, overwrite=overwrite, quiet=quiet,
-                    extra_config={"role": role})
+                    extra_config={"role": role}, compact_k=(ranker.k_hi, ranker.k_lo))
     return out_run

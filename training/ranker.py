@@ -28,6 +28,7 @@ import numpy as np
 
 from ictview.core.labels import IGNORE
 from ictview.errors import IctviewError
+from ictview.store.arrays import CompactTargets, Prediction
 
 POSITIVE = 1
 
@@ -82,6 +83,29 @@ def threshold_pixels(prob: np.ndarray, k_hi: float = 0.7, k_lo: float = 0.3) -> 
     return out
 
 
+def rank_slices(
+    slice_scores: Sequence[np.ndarray], top_percent: float = 10.0, enabled: bool = True,
+    k_hi: float = 0.7, k_lo: float = 0.3,
+) -> tuple[list[np.ndarray], RankerSummary]:
+    """Step 1 from the slice scores alone: per exam (z,) bool "ranked positive" (all True
+    when not ``enabled``: the no-ranker ablation), and the summary. No pixel map is needed:
+    the pixels are read afterwards for the positive slices only."""
+    flat = (np.concatenate([np.asarray(s, np.float64).ravel() for s in slice_scores])
+            if len(slice_scores) else np.zeros(0))
+    positive = rank_images(flat, top_percent) if enabled else np.ones(flat.size, bool)
+    threshold = float(flat[positive].min()) if enabled and positive.any() else math.nan
+    flags, start = [], 0
+    for s in slice_scores:
+        z = len(s)
+        flags.append(positive[start : start + z])
+        start += z
+    summary = RankerSummary(
+        int(flat.size), int(positive.sum()) if enabled else int(flat.size), float(top_percent),
+        float(k_hi), float(k_lo), threshold, bool(enabled),
+    )
+    return flags, summary
+
+
 def pseudo_labels(
     probs: Sequence[np.ndarray],
     slice_scores: Sequence[np.ndarray],
@@ -91,7 +115,8 @@ def pseudo_labels(
     enabled: bool = True,
 ) -> tuple[list[np.ndarray], list[np.ndarray], RankerSummary]:
     """Per exam (z, y, x) probabilities and (z,) image probabilities -> per exam uint8 label
-    volumes, per exam (z,) bool "ranked positive", and a summary.
+    volumes, per exam (z,) bool "ranked positive", and a summary: the whole-volume form of
+    ``rank_slices`` + ``threshold_pixels`` (the student reads the same a slice at a time).
 
     The ranking is over all images of all exams together (the corpus), not per exam.
     """
@@ -100,28 +125,36 @@ def pseudo_labels(
     for p, s in zip(probs, slice_scores):
         if p.ndim != 3 or p.shape[0] != len(s):
             raise IctviewError(f"ranker: {len(s)} slice scores for a volume of shape {p.shape}")
-    flat = (np.concatenate([np.asarray(s, np.float64) for s in slice_scores]) if probs
-            else np.zeros(0))
-    if enabled:
-        positive = rank_images(flat, top_percent)
-    else:
-        positive = np.ones(flat.size, bool)
-    threshold = float(flat[positive].min()) if enabled and positive.any() else math.nan
-    labels, flags, start = [], [], 0
-    for p in probs:
-        z = p.shape[0]
-        pos = positive[start : start + z]
-        start += z
+    flags, summary = rank_slices(slice_scores, top_percent, enabled, k_hi, k_lo)
+    labels = []
+    for p, pos in zip(probs, flags):
         lab = np.zeros(p.shape, np.uint8)
         if pos.any():
             lab[pos] = threshold_pixels(p[pos], k_hi, k_lo)
         labels.append(lab)
-        flags.append(pos)
-    summary = RankerSummary(
-        int(flat.size), int(positive.sum()) if enabled else int(flat.size), float(top_percent),
-        float(k_hi), float(k_lo), threshold, bool(enabled),
-    )
     return labels, flags, summary
+
+
+def compact_prediction(pred: Prediction, k_hi: float, k_lo: float) -> Prediction:
+    """``pred`` as a pseudolabel run stores it with inference.pseudo_store = "targets"."""
+    return Prediction(np.empty((0, 0, 0), np.float16), pred.slice_scores, pred.exam_score,
+                      dict(pred.attrs), compact_targets(pred.prob, k_hi, k_lo))
+
+
+def compact_targets(prob: np.ndarray, k_hi: float = 0.7, k_lo: float = 0.3) -> CompactTargets:
+    """A pseudolabel run's stored form of one exam: ``threshold_pixels`` of every slice, kept
+    for the slices where it is not all 0 (some p >= k_lo). Any ranker setting with these K
+    derives its labels from these exactly: a positive slice not stored is all 0 (every p <
+    k_lo), a negative slice is all 0 anyway."""
+    z, y, x = prob.shape
+    keep, rows = [], []
+    for k in range(z):  # a slice at a time: no (z, y, x) float32 copy of the volume
+        t = threshold_pixels(prob[k], k_hi, k_lo)
+        if t.any():
+            keep.append(k)
+            rows.append(t)
+    targets = np.stack(rows) if rows else np.zeros((0, y, x), np.uint8)
+    return CompactTargets((z, y, x), np.asarray(keep, np.int32), targets, k_hi, k_lo)
 
 
 def oracle_pixel_labels(

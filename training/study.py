@@ -72,7 +72,7 @@ def _pseudolabel(ws_root: Path, teacher: str, cfg: Config, json_progress: bool, 
         done = info is not None and info["status"] == "finished"
     if not done:
         pseudolabel(ws_root, teacher, out, settings=cfg.inference, device=cfg.train.device,
-                    json_progress=json_progress, quiet=quiet)
+                    json_progress=json_progress, quiet=quiet, ranker=cfg.ranker)
     return out
 
 

@@ -180,7 +180,7 @@ class Trainer:
         return [labeled_source(ws, cache, self.cfg)], [1.0]
 
     def build_dataloaders(self, ws: Workspace) -> BatchMaker:
-        cache = ExamCache(ws, self.cfg.preprocess)
+        cache = ExamCache(ws, self.cfg.preprocess, int(self.cfg.data.cache_mb * 2**20))
         sources, weights = self.build_sources(ws, cache)
         priors = [cls_prior_weights(s, self.cfg.data.cls_prior) for s in sources]
         self.cls_priors = priors

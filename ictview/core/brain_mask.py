@@ -192,20 +192,41 @@ def _skull_hull(bone: np.ndarray) -> np.ndarray:
     return hull
 
 
-def skull_present(bone: np.ndarray, tissue: np.ndarray, min_ratio: float = 0.03) -> bool:
+def skull_areas(hu: np.ndarray, cfg: BrainMaskConfig | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice, the bone and tissue pixel counts that the exam's skull decision is made of:
+    a reader going slice by slice sums these and calls ``skull_decision``."""
+    cfg = cfg or BrainMaskConfig()
+    hu = _check(hu)
+    bone = hu >= cfg.bone_hu
+    tissue = (hu > cfg.tissue_low_hu) & ~bone
+    return bone.sum(axis=(1, 2), dtype=np.int64), tissue.sum(axis=(1, 2), dtype=np.int64)
+
+
+def skull_decision(bone_areas: np.ndarray, tissue_areas: np.ndarray, image_pixels: int,
+                   min_ratio: float = 0.03) -> bool:
     """Exam-level: the median (over slices with a head) of bone / (bone + tissue) area."""
-    b = bone.sum(axis=(1, 2), dtype=np.int64)
-    t = tissue.sum(axis=(1, 2), dtype=np.int64)
-    head = (b + t) >= 0.01 * bone.shape[1] * bone.shape[2]
+    b, t = np.asarray(bone_areas, np.int64), np.asarray(tissue_areas, np.int64)
+    head = (b + t) >= 0.01 * image_pixels
     if not head.any():
         return False
     return bool(np.median(b[head] / (b[head] + t[head])) >= min_ratio)
 
 
-def brain_mask(hu: np.ndarray, cfg: BrainMaskConfig | None = None) -> np.ndarray:
+def skull_present(bone: np.ndarray, tissue: np.ndarray, min_ratio: float = 0.03) -> bool:
+    """Exam-level: the median (over slices with a head) of bone / (bone + tissue) area."""
+    b = bone.sum(axis=(1, 2), dtype=np.int64)
+    t = tissue.sum(axis=(1, 2), dtype=np.int64)
+    return skull_decision(b, t, bone.shape[1] * bone.shape[2], min_ratio)
+
+
+def brain_mask(hu: np.ndarray, cfg: BrainMaskConfig | None = None,
+               skull: bool | None = None) -> np.ndarray:
     """(z, y, x) HU -> bool brain mask of the same shape (a 2D slice gives (1, y, x)).
 
-    With ``cfg.enabled`` False the mask is all True.
+    With ``cfg.enabled`` False the mask is all True. ``skull``: the exam's skull decision when
+    ``hu`` is part of the exam (a slice read alone); every other step is per slice, so a slice
+    masked with its exam's decision equals that slice of the whole exam masked.
     """
     cfg = cfg or BrainMaskConfig()
     hu = _check(hu)
@@ -217,7 +238,9 @@ def brain_mask(hu: np.ndarray, cfg: BrainMaskConfig | None = None) -> np.ndarray
     if cfg.margin_px > 0 and bone.any():
         near = _dilate_inplane(bone, cfg.margin_px)
         cand = tissue & ~(near & (hu > cfg.partial_volume_hu))
-    if skull_present(bone, tissue, cfg.skull_min_ratio):
+    if skull is None:
+        skull = skull_present(bone, tissue, cfg.skull_min_ratio)
+    if skull:
         cand &= _skull_hull(bone)
     min_area = cfg.min_area_fraction * hu.shape[1] * hu.shape[2]
     kept = _keep_large(cand, cfg.keep_fraction, min_area, _INPLANE_4)
@@ -225,12 +248,13 @@ def brain_mask(hu: np.ndarray, cfg: BrainMaskConfig | None = None) -> np.ndarray
 
 
 def strip_skull(
-    hu: np.ndarray, cfg: BrainMaskConfig | None = None
+    hu: np.ndarray, cfg: BrainMaskConfig | None = None, skull: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(z, y, x) HU -> (HU with ``fill_hu`` outside the brain, same dtype; the bool mask)."""
+    """(z, y, x) HU -> (HU with ``fill_hu`` outside the brain, same dtype; the bool mask).
+    ``skull``: as in ``brain_mask``."""
     cfg = cfg or BrainMaskConfig()
     hu = _check(hu)
-    mask = brain_mask(hu, cfg)
+    mask = brain_mask(hu, cfg, skull)
     if not cfg.enabled:
         return hu, mask
     return np.where(mask, hu, np.asarray(cfg.fill_hu, dtype=hu.dtype)), mask

@@ -212,6 +212,20 @@ def _region(path: Path, name: str, dtype, k: int, rows: slice | None = None,
             raise IctviewError(f"{path}: cannot read slice {k} of '{name}' ({e})") from None
 
 
+@dataclass(frozen=True)
+class SliceFile:
+    """One dataset of one file, read a slice (or a crop) at a time. Holds no open handle, so
+    it pickles into loader processes; the Workspace hands these out after its read guard
+    allowed the file."""
+
+    path: Path
+    dataset: str  # "hu", "labels", "prob" or "targets"
+    dtype: str
+
+    def read(self, k: int, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
+        return _region(self.path, self.dataset, np.dtype(self.dtype), k, rows, cols)
+
+
 def read_slice(path: Path, k: int) -> np.ndarray:
     """Slice k of a volume file alone (int16 (y, x)): what a viewer paints first."""
     return _region(path, "hu", np.int16, k)
@@ -358,6 +372,7 @@ class PredictionLayout:
     """What a prediction file holds, read without its pixels: the ranker's first pass."""
 
     pixels: str  # "float16" or "targets"
+    file: SliceFile  # the pixels: "prob" slice k, or "targets" row of slice target_slices[row]
     shape: tuple[int, int, int]
     slice_scores: np.ndarray
     target_slices: np.ndarray  # int32, the slices with stored targets ("targets" only)
@@ -371,12 +386,14 @@ def read_prediction_layout(path: Path) -> PredictionLayout:
             raise IctviewError(f"{path}: not an ictview prediction file")
         scores = f["slice_scores"][()]
         if "targets" in f:
-            return PredictionLayout("targets", tuple(json.loads(f.attrs["shape"])), scores,
+            return PredictionLayout("targets", SliceFile(path, "targets", "uint8"),
+                                    tuple(json.loads(f.attrs["shape"])), scores,
                                     f["target_slices"][()].astype(np.int32),
                                     float(f.attrs["k_hi"]), float(f.attrs["k_lo"]))
         if "prob" not in f:
             raise IctviewError(f"{path}: prediction file holds neither 'prob' nor 'targets'")
-        return PredictionLayout("float16", tuple(int(n) for n in f["prob"].shape), scores,
+        return PredictionLayout("float16", SliceFile(path, "prob", "float16"),
+                                tuple(int(n) for n in f["prob"].shape), scores,
                                 np.zeros(0, np.int32), None, None)
 
 

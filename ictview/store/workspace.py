@@ -496,6 +496,15 @@ class Workspace:
         labels, _ = arrays.read_labels(path)
         return labels
 
+    def label_slices(self, labelset: str, exam: str) -> arrays.SliceFile | None:
+        """The saved label volume, to be read a slice at a time (None when there is none).
+        The read guard is asked here, once for the file, as `load_labels` asks it."""
+        self.guard.require_labels(labelset, exam)
+        path = self.label_path(labelset, exam)
+        if not path.exists():
+            return None
+        return arrays.SliceFile(path, "labels", "uint8")
+
     def labelset_names(self) -> set[str]:
         """Every labelset's name, hidden ones included (to refuse a name already taken)."""
         return {r[0] for r in self.con.execute("SELECT name FROM labelsets")}
@@ -619,8 +628,9 @@ class Workspace:
 
     def write_prediction(self, run: str, exam: str, pred: arrays.Prediction) -> None:
         e = self.exam(exam)
-        if pred.prob.shape != (e.n_slices, e.rows, e.cols):
-            raise IctviewError(f"{exam}: prediction shape {pred.prob.shape} != exam shape")
+        shape = pred.targets.shape if pred.targets is not None else pred.prob.shape
+        if tuple(shape) != (e.n_slices, e.rows, e.cols) or len(pred.slice_scores) != e.n_slices:
+            raise IctviewError(f"{exam}: prediction shape {tuple(shape)} != exam shape")
         sha1 = arrays.write_prediction(self.prediction_path(run, exam), pred)
         with transaction(self.con):
             self.con.execute(
@@ -633,6 +643,12 @@ class Workspace:
     def read_prediction(self, run: str, exam: str, pixels: bool = True) -> arrays.Prediction:
         self.guard.require_prediction(run, exam)
         return arrays.read_prediction(self.prediction_path(run, exam), pixels=pixels)
+
+    def prediction_layout(self, run: str, exam: str) -> arrays.PredictionLayout:
+        """Slice scores and what the file stores, without pixels; its `file` reads the pixels
+        a slice at a time (the guard is asked here, once)."""
+        self.guard.require_prediction(run, exam)
+        return arrays.read_prediction_layout(self.prediction_path(run, exam))
 
     def predicted_exams(self, run: str) -> list[str]:
         """Exams with a prediction of `run` that this login may read."""

@@ -94,9 +94,10 @@ def test_labeled_source_from_the_workspace_is_brain_masked(tiny_workspace) -> No
         src = labeled_source(ws, cache, cfg)
         names = [e.name for e in ws.exams(role="labeled")]
         assert src.exams == names
-        for name, hu, lab in zip(src.exams, src.hu, src.labels):
-            assert np.array_equal(lab, ws.load_labels("reference", name))
+        for name, view, lab in zip(src.exams, src.hu, src.labels):
+            assert np.array_equal(np.asarray(lab), ws.load_labels("reference", name))
             raw = ws.read_volume(name).hu
-            assert hu.shape == raw.shape and hu.dtype == np.int16
+            hu = np.asarray(view)
+            assert view.shape == raw.shape and hu.dtype == np.int16
             assert ((hu == raw) | (hu == -1024)).all()
         assert src.positive.sum() > 0

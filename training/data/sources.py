@@ -27,32 +27,45 @@ from ictview.core.labels import IGNORE
 from ictview.errors import IctviewError
 from ictview.store.workspace import Workspace
 from training.augment import AugmentConfig
-from training.data.exam_cache import ExamCache
-from training.ranker import oracle_pixel_labels, pseudo_labels
+from training.data.exam_cache import ConstantSlices, ExamCache, SliceView
+from training.ranker import rank_slices, threshold_pixels
 
 
 @dataclass
 class SliceSource:
     name: str
     exams: list[str]
-    hu: list[np.ndarray]  # per exam (z, y, x) int16, brain-masked
-    labels: list[np.ndarray]  # per exam (z, y, x) uint8 label maps (0..5, 255)
+    # per exam (z, y, x) int16, brain-masked: SliceViews (training/data/exam_cache.py) read a
+    # slice at a time through the process's ExamCache, or arrays (small in-memory sources)
+    hu: Sequence
+    labels: Sequence  # per exam (z, y, x) uint8 label maps (0..5, 255): views or arrays
     cls_target: list[np.ndarray] | None  # per exam (z,) float32, -1 = from pixels
     augment: AugmentConfig
     positive_fraction: float | None  # chance to draw among positive slices; None: uniform
     # False: no pixel loss from this source at all (image-slice oracle): rendered label maps
     # are all 255, including the background that scaling pads around the slice
     pixel_loss: bool = True
+    # per exam (z,) bool "has a positive pixel", computed by the builder while it read the
+    # labels once (views); None: computed here from ``labels`` (arrays)
+    pixel_positive: list[np.ndarray] | None = None
+    # per exam sha1 of what its labels are made of (the data fingerprint); None: of the arrays
+    digests: list[bytes] | None = None
     index: np.ndarray = field(init=False)  # (n, 2) int64 (exam, slice)
     positive: np.ndarray = field(init=False)  # (n,) bool
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.pixel_positive is None:
+            self.pixel_positive = [
+                ((lab > 0) & (lab != IGNORE)).reshape(lab.shape[0], -1).any(axis=1)
+                for lab in self.labels]
+        if self.digests is None:
+            self.digests = [hashlib.sha1(np.ascontiguousarray(lab)).digest()
+                            for lab in self.labels]
         idx, pos = [], []
-        for e, lab in enumerate(self.labels):
-            z = lab.shape[0]
+        for e, p in enumerate(self.pixel_positive):
+            z = len(p)
             idx.append(np.stack([np.full(z, e), np.arange(z)], axis=1))
-            p = ((lab > 0) & (lab != IGNORE)).reshape(z, -1).any(axis=1)
             if self.cls_target is not None:
                 t = self.cls_target[e]
                 p = np.where(t >= 0, t > 0.5, p)
@@ -124,57 +137,135 @@ def _exam_names(ws: Workspace, role: str) -> list[str]:
     return [e.name for e in ws.exams(role=role)]
 
 
+def _positive(lab: np.ndarray) -> bool:
+    return bool(((lab > 0) & (lab != IGNORE)).any())
+
+
+def labeled_pairs_source(ws: Workspace, cache: ExamCache, cfg,
+                         pairs: Sequence[tuple[str, str]]) -> SliceSource | None:
+    """(exam, labelset) pairs with a label file -> a source read a slice at a time (None when
+    no pair has one). Each label file is read once here, a slice at a time, for the positive
+    flags and the digest; training reads the slices again through ``cache``."""
+    kept, hu, labels, flags, digests = [], [], [], [], []
+    for name, labelset in pairs:
+        file = ws.label_slices(labelset, name)
+        if file is None:
+            continue
+        shape = cache.shape(name)
+        h, pos = hashlib.sha1(), np.zeros(shape[0], bool)
+        for k in range(shape[0]):
+            lab = file.read(k)
+            h.update(np.ascontiguousarray(lab))  # = the sha1 of the whole volume's bytes
+            pos[k] = _positive(lab)
+        kept.append(name)
+        hu.append(cache.hu_view(name))
+        labels.append(cache.file_view(file, shape, ("lab", labelset, name)))
+        flags.append(pos)
+        digests.append(h.digest())
+    if not kept:
+        return None
+    return SliceSource("labeled", kept, hu, labels, None, cfg.augment,
+                       cfg.data.slice_positive_fraction, pixel_positive=flags, digests=digests)
+
+
 def labeled_source(
     ws: Workspace, cache: ExamCache, cfg, exams: Sequence[str] | None = None
 ) -> SliceSource:
     """The labeled role with its reference pixel labels (exams without a label file skipped)."""
     labelset = cfg.data.labelset
     names = list(exams) if exams is not None else _exam_names(ws, "labeled")
-    kept, hu, labels = [], [], []
-    for name in names:
-        lab = ws.load_labels(labelset, name)
-        if lab is None:
-            continue
-        kept.append(name)
-        hu.append(cache.hu(name))
-        labels.append(lab)
-    if not kept:
+    src = labeled_pairs_source(ws, cache, cfg, [(n, labelset) for n in names])
+    if src is None:
         raise IctviewError(
             f"{ws.root}: no labeled exam has pixel labels in labelset '{labelset}'"
         )
-    return SliceSource("labeled", kept, hu, labels, None, cfg.augment,
-                       cfg.data.slice_positive_fraction)
+    return src
 
 
-def _predictions(ws: Workspace, run: str, names: Sequence[str]) -> tuple[list[str], list, list]:
+def _predictions(ws: Workspace, run: str, names: Sequence[str]) -> tuple[list[str], list]:
+    """(exams with a prediction of ``run``, their layouts: slice scores, no pixels)."""
     # blinding (ictview/store/read_guard.py): refuse rather than train on fewer exams
     ws.guard.require_unblinded(names, f"pseudo-labels from run '{run}'")
     have = set(ws.predicted_exams(run))
     kept = [n for n in names if n in have]
     if not kept:
         raise IctviewError(f"{ws.root}: pseudolabel run '{run}' has no predictions for these exams")
-    probs, scores = [], []
-    for n in kept:
-        p = ws.read_prediction(run, n, pixels=True)
-        probs.append(p.prob)
-        scores.append(p.slice_scores)
-    return kept, probs, scores
+    return kept, [ws.prediction_layout(run, n) for n in kept]
+
+
+class PseudoLabels:
+    """Pixel pseudo-labels of one exam, a slice at a time: slice k is
+    ``threshold_pixels(p_k, K)`` where ``active[k]``, all 0 elsewhere (the ranker's negative
+    slices; the pixel oracle's reference-negative ones). Read from the run's compact targets
+    (a slice not stored is all 0) or from its float16 probabilities; either way only the
+    active slices' pixels are ever read."""
+
+    def __init__(self, cache: ExamCache, layout, active: np.ndarray, k_hi: float, k_lo: float,
+                 key: tuple):
+        self.cache, self.key = cache, key
+        self.layout, self.active = layout, np.asarray(active, bool)
+        self.k_hi, self.k_lo = k_hi, k_lo
+        self._rows = {int(k): r for r, k in enumerate(layout.target_slices)}
+        self.view = SliceView(layout.shape, self, np.uint8)
+
+    def __call__(self, k: int) -> np.ndarray:
+        return self.cache.cached((*self.key, int(k)), lambda: self.read(k))
+
+    def read(self, k: int) -> np.ndarray:
+        shape = self.layout.shape[1:]
+        if not self.active[k]:
+            return np.zeros(shape, np.uint8)
+        if self.layout.pixels == "float16":
+            return threshold_pixels(self.layout.file.read(k), self.k_hi, self.k_lo)
+        row = self._rows.get(int(k))
+        return np.zeros(shape, np.uint8) if row is None else self.layout.file.read(row)
+
+    def scan(self) -> tuple[np.ndarray, bytes]:
+        """Positive flags and digest, from the active slices' pixels (read once, here)."""
+        h, pos = hashlib.sha1(), np.zeros(len(self.active), bool)
+        h.update(np.packbits(self.active).tobytes())
+        for k in np.flatnonzero(self.active):
+            lab = self.view[k]
+            pos[k] = _positive(lab)
+            h.update(int(k).to_bytes(4, "little"))
+            h.update(np.ascontiguousarray(lab))
+        return pos, h.digest()
+
+
+def _pseudo_views(cache: ExamCache, cfg, run: str, kept: Sequence[str], layouts,
+                  active: Sequence[np.ndarray]) -> tuple[list, list, list]:
+    r = cfg.ranker
+    views, flags, digests = [], [], []
+    for name, layout, act in zip(kept, layouts, active):
+        if layout.pixels == "targets" and (layout.k_hi, layout.k_lo) != (r.k_hi, r.k_lo):
+            raise IctviewError(
+                f"{layout.file.path}: pseudolabel run '{run}' stores targets at k_hi "
+                f"{layout.k_hi} / k_lo {layout.k_lo}, the config asks {r.k_hi} / {r.k_lo}: "
+                f"pseudo-label again with these K (or store float16 maps)")
+        pl = PseudoLabels(cache, layout, act, r.k_hi, r.k_lo, ("pl", run, name))
+        pos, digest = pl.scan()
+        views.append(pl.view)
+        flags.append(pos)
+        digests.append(digest)
+    return views, flags, digests
 
 
 def pseudo_source(
     ws: Workspace, cache: ExamCache, cfg, pseudolabel_run: str, *, ranker: bool = True,
     exams: Sequence[str] | None = None,
 ) -> SliceSource:
-    """Unlabeled role + ranker pseudo-labels from a pseudolabel run's predictions."""
+    """Unlabeled role + ranker pseudo-labels from a pseudolabel run's predictions: ranked
+    from the stored slice scores alone, pixels read only for the slices ranked positive."""
     _check_binary(cfg, "pseudo-labels")
     names = list(exams) if exams is not None else _exam_names(ws, "unlabeled")
-    kept, probs, scores = _predictions(ws, pseudolabel_run, names)
+    kept, layouts = _predictions(ws, pseudolabel_run, names)
     r = cfg.ranker
-    labels, _, summary = pseudo_labels(probs, scores, r.top_percent, r.k_hi, r.k_lo,
-                                       enabled=ranker and r.enabled)
+    active, summary = rank_slices([lay.slice_scores for lay in layouts], r.top_percent,
+                                  ranker and r.enabled, r.k_hi, r.k_lo)
+    labels, flags, digests = _pseudo_views(cache, cfg, pseudolabel_run, kept, layouts, active)
     src = SliceSource("pseudo" if ranker and r.enabled else "pseudo-no-ranker", kept,
-                      [cache.hu(n) for n in kept], labels, None, cfg.augment,
-                      cfg.data.pseudo_positive_fraction)
+                      [cache.hu_view(n) for n in kept], labels, None, cfg.augment,
+                      cfg.data.pseudo_positive_fraction, pixel_positive=flags, digests=digests)
     src.info = {"pseudolabel_run": pseudolabel_run, "ranker": summary.to_dict()}
     return src
 
@@ -191,15 +282,22 @@ def image_oracle_source(ws: Workspace, cache: ExamCache, cfg,
     """Unlabeled role: whole slice as the patch, reference image label as the patch label,
     every pixel ignored (no pixel loss on this set)."""
     names = list(exams) if exams is not None else _exam_names(ws, "unlabeled")
-    hu, labels, targets = [], [], []
+    hu, labels, targets, flags, digests = [], [], [], [], []
     for n in names:
-        v = cache.hu(n)
-        hu.append(v)
-        labels.append(np.full(v.shape, IGNORE, np.uint8))
+        shape = cache.shape(n)
+        hu.append(cache.hu_view(n))
+        labels.append(SliceView(shape, ConstantSlices(shape[1:], IGNORE), np.uint8))
         targets.append(_image_labels(ws, n))
+        flags.append(np.zeros(shape[0], bool))
+        h = hashlib.sha1()  # = the sha1 of the all-255 volume, slice by slice
+        ignore = np.full(shape[1:], IGNORE, np.uint8)
+        for _ in range(shape[0]):
+            h.update(ignore)
+        digests.append(h.digest())
     aug = replace(cfg.augment, crop=None, positive_fraction=None)
     return SliceSource("image-oracle", list(names), hu, labels, targets, aug,
-                       cfg.data.pseudo_positive_fraction, pixel_loss=False)
+                       cfg.data.pseudo_positive_fraction, pixel_loss=False,
+                       pixel_positive=flags, digests=digests)
 
 
 def pixel_oracle_source(ws: Workspace, cache: ExamCache, cfg, pseudolabel_run: str,
@@ -208,15 +306,17 @@ def pixel_oracle_source(ws: Workspace, cache: ExamCache, cfg, pseudolabel_run: s
     image label is the patch label."""
     _check_binary(cfg, "pixel-oracle labels")
     names = list(exams) if exams is not None else _exam_names(ws, "unlabeled")
-    kept, probs, _ = _predictions(ws, pseudolabel_run, names)
-    r = cfg.ranker
-    labels, targets = [], []
-    for n, p in zip(kept, probs):
-        il = _image_labels(ws, n)
-        labels.append(oracle_pixel_labels(p, il, r.k_hi, r.k_lo))
-        targets.append(il)
-    src = SliceSource("pixel-oracle", kept, [cache.hu(n) for n in kept], labels, targets,
-                      cfg.augment, cfg.data.pseudo_positive_fraction)
+    kept, layouts = _predictions(ws, pseudolabel_run, names)
+    targets = [_image_labels(ws, n) for n in kept]
+    for n, lay, il in zip(kept, layouts, targets):
+        if len(il) != lay.shape[0]:
+            raise IctviewError(f"pixel oracle: {len(il)} image labels for '{n}' of shape "
+                               f"{lay.shape}")
+    labels, flags, digests = _pseudo_views(cache, cfg, pseudolabel_run, kept, layouts,
+                                           [il != 0 for il in targets])
+    src = SliceSource("pixel-oracle", kept, [cache.hu_view(n) for n in kept], labels, targets,
+                      cfg.augment, cfg.data.pseudo_positive_fraction, pixel_positive=flags,
+                      digests=digests)
     src.info = {"pseudolabel_run": pseudolabel_run}
     return src
 
@@ -232,6 +332,6 @@ def fingerprint(sources: Sequence[SliceSource]) -> str:
     for s in sources:
         h.update(json.dumps({"name": s.name, "exams": s.exams, "info": s.info}, sort_keys=True,
                             default=str).encode())
-        for lab in s.labels:
-            h.update(hashlib.sha1(np.ascontiguousarray(lab)).digest())
+        for d in s.digests:
+            h.update(d)
     return h.hexdigest()
