@@ -153,7 +153,8 @@ def test_variants_train_on_exactly_their_labels(study) -> None:
 
     _, (srcs, _) = _sources(PixelOracleTrainer, root, cfg)
     oracle = srcs[1]
-    for a, p, il, t in zip(oracle.labels, probs, image_labels, oracle.cls_target):
+    for view, p, il, t in zip(oracle.labels, probs, image_labels, oracle.cls_target):
+        a = np.asarray(view)  # sources read a slice at a time: the whole exam, to compare
         assert np.array_equal(a, oracle_pixel_labels(p, il, r.k_hi, r.k_lo))
         assert not a[il == 0].any(), "reference-negative images are all background"
         assert np.array_equal(t, il.astype(np.float32))
@@ -161,7 +162,8 @@ def test_variants_train_on_exactly_their_labels(study) -> None:
     _, (srcs, _) = _sources(ImageOracleTrainer, root, cfg, pl=None)
     img = srcs[1]
     assert img.augment.crop is None, "the whole slice is the patch"
-    assert all((a == 255).all() for a in img.labels), "no pixel loss on the unlabeled set"
+    assert all((np.asarray(a) == 255).all() for a in img.labels), \
+        "no pixel loss on the unlabeled set"
     assert all(np.array_equal(t, il.astype(np.float32))
                for t, il in zip(img.cls_target, image_labels))
     assert np.array_equal(srcs[0].labels[0], ref[srcs[0].exams[0]])
