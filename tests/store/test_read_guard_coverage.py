@@ -29,8 +29,13 @@ SOURCES = sorted([*(REPO / "ictview").rglob("*.py"), *(REPO / "training").rglob(
 STORE = {"ictview/store/workspace.py", "ictview/store/arrays.py", "ictview/store/read_guard.py"}
 # byte-level integrity (`ictview check`, its benchmark): files are hashed and journals
 # scanned for damage; no label or prediction value is decoded or shown
-INTEGRITY = {"ictview/store/check.py", "ictview/store/bench_checksum.py"}
-LOW_LEVEL_READS = {"read_labels", "read_prediction"}  # arrays.* (Workspace has guarded ones)
+INTEGRITY = {"ictview/store/check.py", "ictview/store/bench_checksum.py",
+             # the storage format's benchmark: synthetic arrays in its own temporary folder
+             "ictview/store/bench_storage.py"}
+# arrays.* (Workspace has guarded ones: load_labels, label_slices, read_prediction,
+# prediction_layout)
+LOW_LEVEL_READS = {"read_labels", "read_prediction", "read_label_slice", "read_prob_slice",
+                   "read_target_slice", "read_prediction_layout"}
 LABEL_TABLES = ("label_files", "image_labels", "exam_reads", "label_effort")
 # SQL on the label tables outside the store, each with why it reveals no label
 SQL_ALLOWED = {
@@ -175,6 +180,8 @@ READERS = {
     "load_labels(repetition)": lambda ws, e: ws.load_labels("retest-s-1", e),
     "read_prediction": lambda ws, e: ws.read_prediction("r", e),
     "read_prediction(scores)": lambda ws, e: ws.read_prediction("r", e, pixels=False),
+    "label_slices": lambda ws, e: ws.label_slices("reference", e).read(0),
+    "prediction_layout": lambda ws, e: ws.prediction_layout("r", e).file.read(0),
     "exam_reads": lambda ws, e: ws.exam_reads(e),
     "exam_label": lambda ws, e: ws.exam_label(e),
     "image_labels": lambda ws, e: ws.image_labels(e),
