@@ -354,11 +354,18 @@ def _read_targets(f: h5py.File, pixels: bool) -> CompactTargets:
                           float(f.attrs["k_hi"]), float(f.attrs["k_lo"]))
 
 
-def read_prediction(path: Path, pixels: bool = True) -> Prediction:
-    """pixels=False reads only the scores (ranking a whole corpus needs no pixel maps)."""
+def read_prediction(path: Path, pixels: bool = True, targets_ok: bool = False) -> Prediction:
+    """pixels=False reads only the scores (ranking a whole corpus needs no pixel maps). A file
+    of compact targets has no probabilities: with pixels=True it is refused in one line
+    unless the caller takes targets (``targets_ok``), so no view shows an empty map."""
     with open_h5(path) as f:
         if "slice_scores" not in f:
             raise IctviewError(f"{path}: not an ictview prediction file")
+        if pixels and "targets" in f and not targets_ok:
+            raise IctviewError(
+                f"{path}: this pseudolabel run stores compact targets at k_hi "
+                f"{float(f.attrs['k_hi']):g} / k_lo {float(f.attrs['k_lo']):g}, not "
+                f"probabilities (pseudo-label with inference.pseudo_store = \"float16\")")
         targets = _read_targets(f, pixels) if "targets" in f else None
         prob = f["prob"][()] if pixels and "prob" in f else np.empty((0, 0, 0), np.float16)
         scores = f["slice_scores"][()]

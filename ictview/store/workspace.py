@@ -640,9 +640,11 @@ class Workspace:
                 (run, e.id, sha1, utc_now()),
             )
 
-    def read_prediction(self, run: str, exam: str, pixels: bool = True) -> arrays.Prediction:
+    def read_prediction(self, run: str, exam: str, pixels: bool = True,
+                        targets_ok: bool = False) -> arrays.Prediction:
         self.guard.require_prediction(run, exam)
-        return arrays.read_prediction(self.prediction_path(run, exam), pixels=pixels)
+        return arrays.read_prediction(self.prediction_path(run, exam), pixels=pixels,
+                                      targets_ok=targets_ok)
 
     def prediction_layout(self, run: str, exam: str) -> arrays.PredictionLayout:
         """Slice scores and what the file stores, without pixels; its `file` reads the pixels

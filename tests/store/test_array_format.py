@@ -119,7 +119,10 @@ def test_compact_targets_round_trip_and_scores_alone_skip_them(tmp_path):
                              arrays.CompactTargets((z, y, x), keep, t, 0.7, 0.3))
     path = tmp_path / "c.h5"
     arrays.write_prediction(path, pred)
-    back = arrays.read_prediction(path)
+    with pytest.raises(IctviewError, match=r"c.h5: this pseudolabel run stores compact "
+                                           r"targets at k_hi 0.7 / k_lo 0.3, not probabilities"):
+        arrays.read_prediction(path)  # a view that needs probabilities: one line, no empty map
+    back = arrays.read_prediction(path, targets_ok=True)
     assert back.pixels == "targets" and back.prob.size == 0 and back.attrs == {
         "model_run": "m", "format_version": 2}
     assert np.array_equal(back.targets.slices, keep) and np.array_equal(back.targets.targets, t)
