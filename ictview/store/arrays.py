@@ -31,10 +31,13 @@ TMP_MARK = ".tmp-"
 #    chunk layout and the filter are properties of the dataset, not of the reading code.
 FORMAT_VERSION = 2
 
-# The codec of every array written, chosen by `ictview bench storage` (README, "Storage"):
-# blosc/zstd level 1 with byte shuffle stores 512 x 512 CT at 0.39 B/voxel (lzf 0.67, the
-# former uncompressed volumes 2.0), as small as shuffle+gzip-1 but writes 2-3x and reads 2x
-# faster than it; zstd level 5 saves another 13 % for 3x the write time.
+# The codec of every array written, chosen by `ictview bench storage` (README, "Storage
+# format"; 40 x 512 x 512 synthetic CT, medians of interleaved rounds): blosc/zstd level 1 +
+# byte shuffle stores HU at 0.39 B/voxel (lzf 0.67, gzip-1 0.48, uncompressed 2.0), writes a
+# volume fastest of the compressed codecs (43 ms; lzf 79, gzip-1 128) and reads a slice in
+# 0.7 ms (lzf 1.2, gzip-1 1.5). zstd levels 3 / 5 store 9 / 13 % less and read a slice
+# 0.1-0.2 ms sooner but write 2-4x slower; an evaluation on a GPU writes its float16 maps as
+# fast as it predicts them, so the write speed decides.
 CODEC = "blosc-zstd-1"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 from ictview.store import arrays
 
 CODECS = ("none", "lzf", "shuffle+lzf", "gzip-1", "shuffle+gzip-1", "gzip-4",
-          "shuffle+gzip-4", "blosc-zstd-1", "blosc-zstd-5")
+          "shuffle+gzip-4", "blosc-zstd-1", "blosc-zstd-3", "blosc-zstd-5")
 CROP = 240
 
 
@@ -37,6 +38,8 @@ def add_bench_storage_parser(bsub) -> None:
                         "bytes per voxel, write and read ms; compact pseudo-label bytes")
     b.add_argument("--slices", type=int, default=24, help="slices per synthetic exam")
     b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--codecs", default=",".join(CODECS),
+                   help=f"comma-separated subset of {', '.join(CODECS)}")
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -87,52 +90,66 @@ def probability_like(hu: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.nd
     return np.where(hu > -200, p, 0.0).astype(np.float16)
 
 
-def _codec_rows(exams, tmp: Path, repeats: int) -> list[dict]:
+def _cases(exams, tmp: Path, codecs: list[str]) -> list[dict]:
+    """One case per (codec, array kind, exam): how to write it, read it whole, per slice and
+    per crop."""
     from ictview.core.geometry import Geometry
 
     geometry = Geometry((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 5.0),
                         (0.5, 0.5))
+    cases = []
+    for i, (_name, hu, lab) in enumerate(exams):
+        prob = probability_like(hu, lab, i)
+        scores = prob.max((1, 2)).astype(np.float32)
+        sops = [str(k) for k in range(len(hu))]
+        for codec in codecs:
+            base = tmp / f"{codec}-{i}"
+            cases += [
+                {"codec": codec, "kind": "volume", "path": base.with_suffix(".vol.h5"),
+                 "write": lambda p, c=codec, hu=hu: arrays.write_volume(p, hu, geometry, sops,
+                                                                        {}, c),
+                 "whole": arrays.read_volume, "slice": arrays.read_slice,
+                 "crop": arrays.read_crop, "shape": hu.shape},
+                {"codec": codec, "kind": "labels", "path": base.with_suffix(".lab.h5"),
+                 "write": lambda p, c=codec, lab=lab: arrays.write_labels(p, lab, {}, c),
+                 "whole": arrays.read_labels, "slice": arrays.read_label_slice,
+                 "crop": arrays.read_label_slice, "shape": hu.shape},
+                {"codec": codec, "kind": "prob", "path": base.with_suffix(".prob.h5"),
+                 "write": lambda p, c=codec, prob=prob: arrays.write_prediction(
+                     p, arrays.Prediction(prob, scores, 0.5), c),
+                 "whole": arrays.read_prediction, "slice": arrays.read_prob_slice,
+                 "crop": None, "shape": hu.shape},
+            ]
+    return cases
+
+
+def _codec_rows(exams, tmp: Path, repeats: int, codecs: list[str]) -> list[dict]:
+    """Every timing round goes over every case in turn (interleaved), so that a change of the
+    machine's load during the run shifts all codecs alike; medians over the rounds."""
+    cases = _cases(exams, tmp, codecs)
+    for c in cases:
+        c.update(write_ms=[], slice_ms=[], crop_ms=[], whole_ms=[])
+    for _ in range(repeats):
+        for c in cases:
+            path, (z, h, w) = c["path"], c["shape"]
+            c["write_ms"].append(_median_ms(lambda: c["write"](path), 1))
+            y0 = (h - CROP) // 2
+            win = slice(y0, y0 + CROP)
+            for k in range(0, z, max(1, z // 8)):
+                c["slice_ms"].append(_median_ms(lambda: c["slice"](path, k), 1))
+                if c["crop"] is not None:
+                    c["crop_ms"].append(_median_ms(lambda: c["crop"](path, k, win, win), 1))
+            c["whole_ms"].append(_median_ms(lambda: c["whole"](path), 1))
     rows = []
-    for codec in CODECS:
+    for codec in codecs:
         for kind in ("volume", "labels", "prob"):
-            row = {"codec": codec, "kind": kind, "bytes": 0, "voxels": 0, "write": [],
-                   "slice": [], "crop": [], "whole": []}
-            for i, (name, hu, lab) in enumerate(exams):
-                path = tmp / f"{codec}-{kind}-{i}.h5"
-                if kind == "volume":
-                    def write(hu=hu, path=path):
-                        arrays.write_volume(path, hu, geometry, [str(k) for k in
-                                                                  range(len(hu))], {}, codec)
-                    whole, one = arrays.read_volume, arrays.read_slice
-                    crop = arrays.read_crop
-                elif kind == "labels":
-                    def write(lab=lab, path=path):
-                        arrays.write_labels(path, lab, {}, codec)
-                    whole, one = arrays.read_labels, arrays.read_label_slice
-
-                    def crop(p, k, r, c):
-                        return arrays.read_label_slice(p, k, r, c)
-                else:
-                    prob = probability_like(hu, lab, i)
-
-                    def write(prob=prob, path=path):
-                        arrays.write_prediction(path, arrays.Prediction(
-                            prob, prob.max((1, 2)).astype(np.float32), 0.5), codec)
-                    whole, one = arrays.read_prediction, arrays.read_prob_slice
-                    crop = None
-                row["write"].append(_median_ms(write, repeats))
-                row["bytes"] += path.stat().st_size
-                row["voxels"] += hu.size
-                ks = range(len(hu))
-                row["slice"].append(statistics.median(
-                    _median_ms(lambda k=k: one(path, k), repeats) for k in ks))
-                y0 = (hu.shape[1] - CROP) // 2
-                win = slice(y0, y0 + CROP)
-                if crop is not None:
-                    row["crop"].append(statistics.median(
-                        _median_ms(lambda k=k: crop(path, k, win, win), repeats) for k in ks))
-                row["whole"].append(_median_ms(lambda: whole(path), repeats))
-            rows.append(row)
+            mine = [c for c in cases if c["codec"] == codec and c["kind"] == kind]
+            rows.append({
+                "codec": codec, "kind": kind,
+                "bytes": sum(c["path"].stat().st_size for c in mine),
+                "voxels": sum(int(np.prod(c["shape"])) for c in mine),
+                **{key: [v for c in mine for v in c[f"{key}_ms"]]
+                   for key in ("write", "slice", "crop", "whole")}})
     return rows
 
 
@@ -144,17 +161,25 @@ def bench_storage(args: argparse.Namespace) -> int:
         n_slices = sum(len(hu) for _, hu, _ in exams)
         print(f"{len(exams)} synthetic exams, {n_slices} slices of "
               f"{exams[0][1].shape[1]} x {exams[0][1].shape[2]} (generated and imported in "
-              f"{time.perf_counter() - t0:.1f} s); medians of {args.repeats} repeats; "
+              f"{time.perf_counter() - t0:.1f} s); medians of {args.repeats} interleaved rounds "
+              f"(write and whole read per volume, slice and crop reads over 8 slices); "
               f"crop {CROP} x {CROP}; default codec: {arrays.CODEC}")
-        rows = _codec_rows(exams, tmp, args.repeats)
+        codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+        for c in codecs:
+            try:
+                arrays.codec_options(c)
+            except ValueError as e:
+                print(f"ictview bench storage: error: {e}", file=sys.stderr)
+                return 2
+        rows = _codec_rows(exams, tmp, args.repeats, codecs)
         print(f"{'kind':<7} {'codec':<15} {'B/voxel':>8} {'write ms':>9} {'slice ms':>9} "
               f"{'crop ms':>8} {'whole ms':>9}")
         for r in rows:
             crop = f"{statistics.median(r['crop']):8.2f}" if r["crop"] else f"{'-':>8}"
             mark = " <- default" if r["codec"] == arrays.CODEC else ""
             print(f"{r['kind']:<7} {r['codec']:<15} {r['bytes'] / r['voxels']:8.3f} "
-                  f"{statistics.mean(r['write']):9.1f} {statistics.median(r['slice']):9.2f} "
-                  f"{crop} {statistics.mean(r['whole']):9.1f}{mark}")
+                  f"{statistics.median(r['write']):9.1f} {statistics.median(r['slice']):9.2f} "
+                  f"{crop} {statistics.median(r['whole']):9.1f}{mark}")
         _compact(exams, tmp)
     return 0
 
