@@ -84,12 +84,24 @@ def test_export_of_a_garbled_volume_is_one_line(tiny_workspace_copy, tmp_path):
     assert_one_line(run(*export, tmp_path / "b"), str(volume), "damaged or unreadable")
 
 
+def garble_hu_chunks(volume: Path) -> None:
+    """Overwrite the start of every slice's compressed chunk: decoding any slice fails."""
+    with h5py.File(volume, "r") as f:
+        ds = f["hu"]
+        chunks = [ds.id.get_chunk_info(i) for i in range(ds.id.get_num_chunks())]
+    with open(volume, "r+b") as f:
+        for info in chunks:
+            f.seek(info.byte_offset)
+            f.write(b"\xa5" * min(16, info.size))
+
+
 def test_training_on_a_garbled_volume_is_one_line(tiny_workspace_copy):
-    # the teacher reads every labeled volume before its first step: it fails in seconds
+    # the teacher reads slices of every labeled exam from its first steps (per-slice chunks:
+    # what it reads is the HU, not the SOP UIDs): it fails in seconds
     with Workspace.open(tiny_workspace_copy) as ws:
         exam = ws.exams(role="labeled")[0].name
         volume = ws.volume_path(exam)
-    garble_sop_uids(volume)
+    garble_hu_chunks(volume)
     proc = run("training.cli", "teacher", "--workspace", tiny_workspace_copy, "--config", "tiny",
                "--quiet", "--run", "t")
     last = assert_one_line(proc, str(volume), "damaged or unreadable")
