@@ -297,3 +297,25 @@ def test_freehand_roi_in_the_sagittal_view_reports_its_area(mpr):
     area = float(roi.text.split("area ")[1].split(" mm")[0])
     want = (nz - 2) * 31 * m.spacing[0] * m.spacing[1]
     assert abs(area - want) <= 0.15 * want
+
+
+def test_fill_holes_slice_works_in_the_view_last_clicked(mpr):
+    ax, cor, sag = _views(mpr)
+    m = mpr.model
+    nz = m.labels.shape[0]
+    assert nz >= 5
+    y = cor.z
+    ring = np.zeros_like(m.labels)
+    ring[1:nz - 1, y, 20:41] = 2  # a hollow rectangle in coronal slice y: a hole only there
+    ring[2:nz - 2, y, 22:39] = 0
+    m.copy_labels(ring)
+    m.label_value = 2
+    QTest.keyClick(mpr, Qt.Key.Key_N)  # the crosshair tool: a click paints nothing
+    click(cor, 0, 60)
+    assert mpr.viewer.working_slice() == (CORONAL, y)
+    mpr.tool_panel.fill_holes_slice.click()
+    assert (m.labels[2:nz - 2, y, 22:39] == 2).all() and len(m.history) == 2
+    assert "coronal slice" in mpr.status.currentMessage()
+    window_axial = mpr.actions_by_key["layout_axial"]
+    window_axial.trigger()  # one view: 'this slice' is the axial one again
+    assert mpr.viewer.working_slice() == (AXIAL, ax.z)

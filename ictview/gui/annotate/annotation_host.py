@@ -178,16 +178,18 @@ class AnnotationHost:
         )
 
     def fill_holes(self, every_slice: bool = False):
-        """Fill the holes of the current class: in the axial slice shown, or on every slice
-        (3D). One undo step; the status bar says what changed. Returns the step (None:
+        """Fill the holes of the current class: in the slice worked on (the axial one, or in
+        the MPR layouts the view last clicked or scrolled), or on every slice (3D). One undo step; the status bar says what changed. Returns the step (None:
         nothing to fill)."""
         m = self.model
         if m is None or m.read_only:
             return None
-        z = self.slice_view.z
-        step = m.fill_holes(None if every_slice else z)
+        viewer = getattr(self, "viewer", None)
+        plane, z = viewer.working_slice() if viewer is not None else (AXIAL, self.slice_view.z)
+        step = m.fill_holes(None) if every_slice else m.fill_holes(z, plane=plane)
         code = m.class_name(m.label_value)
-        where = "on any slice" if every_slice else f"on slice {z + 1}"
+        where = "on any slice" if every_slice else (
+            f"on slice {z + 1}" if plane == AXIAL else f"on {plane} slice {z + 1}")
         if step is None:
             self.status.showMessage(f"Fill holes: {code} encloses no unlabeled pixel {where}",
                                     6000)

@@ -249,8 +249,19 @@ class MprViewer(QtWidgets.QWidget):
 
     # ---- gestures of the coronal and sagittal views -> the host, as voxels + plane ---------------
 
+    def working_slice(self) -> tuple[str, int]:
+        """(plane, index) of the slice the rater works on: in the MPR layouts the view last
+        clicked or scrolled, else the axial slice shown (what 'this slice' means to a
+        slice-wise tool such as Fill holes)."""
+        name = self.last_plane if self.is_mpr else AXIAL
+        return name, int(self.views[name].z)
+
     def _connect(self) -> None:
+        self.last_plane = AXIAL
+        self._touch = _TouchFilter(self)
         for name, v in self.views.items():
+            v.canvas.viewport().installEventFilter(self._touch)
+            self._touch.names[v.canvas.viewport()] = name
             v.crosshair_set.connect(lambda i, r, c, n=name: self._crosshair_set(n, i, r, c))
             v.slice_changed.connect(lambda i, n=name: self._view_slice_changed(n, i))
             v.measured.connect(self._measured)
@@ -300,3 +311,20 @@ class MprViewer(QtWidgets.QWidget):
     def _measured(self, m) -> None:
         text = m.text.replace("\n", "  ")
         self.host.status.showMessage(f"{PLANE_TITLE[m.plane]} {m.index + 1}: {text}", 15000)
+
+
+class _TouchFilter(QtCore.QObject):
+    """Notes which view the rater last pressed a button or turned the wheel in; the events
+    go on to the view unchanged."""
+
+    KINDS = (QtCore.QEvent.Type.MouseButtonPress, QtCore.QEvent.Type.Wheel)
+
+    def __init__(self, viewer: MprViewer):
+        super().__init__(viewer)
+        self.viewer = viewer
+        self.names: dict = {}
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt's name)
+        if ev.type() in self.KINDS and obj in self.names:
+            self.viewer.last_plane = self.names[obj]
+        return False
