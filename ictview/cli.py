@@ -27,6 +27,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
 def _add_json_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json-progress", action="store_true",
                    help="report progress as one JSON object per line on stdout")
@@ -81,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retest-masks", action="append", default=[], metavar="LABELSET=DIR",
                    help="as --masks, for a rater's repeated segmentation (test-retest)")
     p.add_argument("--rater", default=None, help="rater who drew --retest-masks")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+                   help="read and convert series in N processes (default 1); the catalog is "
+                        "written by this process alone, one whole exam at a time")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
     _add_json_progress(p)
 
@@ -229,10 +242,10 @@ def cmd_import(args) -> int:
         with Workspace.create(args.workspace) as ws:
             if whole_synth:
                 reports = import_synthetic(ws, args.source[0],
-                                           lambda s: _progress(f"import {s}", args))
+                                           lambda s: _progress(f"import {s}", args), args.jobs)
             else:
                 reports = {args.site: import_source(ws, args.source, opts,
-                                                    _progress("import", args))}
+                                                    _progress("import", args), args.jobs)}
     except BaseException:
         if new_workspace:  # an import that failed leaves no half-made workspace behind
             _remove_new_workspace(args.workspace)

@@ -8,6 +8,12 @@ whole exams, and running it again finishes the job without duplicates.
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing as mp
+import os
+import sys
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +32,7 @@ from ictview.io.label_formats import (
     rsna_key_for,
     rsna_key_sop,
 )
+from ictview.store import arrays
 from ictview.store.workspace import NewExam, Workspace
 
 Progress = Callable[[int, int, str], None]
@@ -97,7 +104,15 @@ def import_source(
     sources: list[Path],
     opts: ImportOptions,
     progress: Progress | None = None,
+    jobs: int = 1,
+    pool: ProcessPoolExecutor | None = None,
 ) -> ImportReport:
+    """Import `sources` into `ws`. jobs > 1 reads and converts the chosen series in that
+    many processes (see _read_studies); the catalog is still written here, one exam at a
+    time, so the result and the all-or-nothing guarantee per exam are those of jobs = 1.
+    `pool` (from worker_pool(jobs)) reuses running workers."""
+    if jobs < 1:
+        raise IctviewError(f"--jobs {jobs}: must be 1 or more")
     for s in sources:
         if not Path(s).exists():
             raise IctviewError(f"{s}: no such file or folder")
@@ -119,41 +134,44 @@ def import_source(
         matched_reads: set[str] = set()
         matched_masks: dict[str, set[str]] = {m.labelset: set() for m in opts.masks}
 
-        for n, (study_uid, series) in enumerate(sorted(studies.items())):
-            if progress:
-                progress(n, len(studies), "importing")
-            existing = ws.find_study(study_uid)
-            choice = dicom_series.choose_series(series, opts.min_thickness_mm)
-            vol = error = None
-            if choice.chosen is not None and not existing:
-                choice, vol, error = _read_chosen(series, choice, opts.min_thickness_mm)
-            for s, reason in choice.excluded:
-                report.excluded_series.append(f"{s.patient_id} {s.series_description!r}: {reason}")
-            if error is not None:
-                report.failed.append(f"{choice.chosen.patient_id} ({study_uid}): {error}")
-                continue
-            if choice.chosen is None:
-                why = _why_none(choice)
-                report.failed.append(f"study {study_uid}: no series to interpret{why}")
-                continue
-            header = choice.chosen
-            keys = [header.patient_id]  # labels are keyed by exam name = PatientID
-            if existing:
-                report.already_present.append(existing)
-                _attach_to_existing(ws, existing, header, keys, opts, rsna, reads, report,
-                                    matched_rsna, matched_reads, matched_masks)
-                continue
-            name = ws.unique_exam_name(header.patient_id or study_uid)
-            keys.append(name)
-            new = _new_exam(name, opts, vol, choice, report)
-            new.reads, new.reads_source = _reads_for(keys, reads, matched_reads), str(opts.cq500_reads or "")
-            new.image_labels = _image_labels_for(vol.sop_uids, rsna, matched_rsna)
-            new.image_labels_source = str(opts.rsna_labels or "")
-            new.masks = _masks_for(keys, vol.geometry, vol.hu.shape, opts.masks, report, matched_masks)
-            ws.add_exam(new)
-            report.imported.append(name)
-            for w in vol.warnings:
-                report.exam_warnings.append(f"{name}: {w}")
+        ordered = sorted(studies.items())
+        reader = _read_studies(ws, ordered, opts.site, opts.min_thickness_mm, jobs, pool)
+        try:
+            for n, (study_uid, series, existing, choice, vol, error) in enumerate(reader):
+                if progress:
+                    progress(n, len(studies), "importing")
+                for s, reason in choice.excluded:
+                    report.excluded_series.append(
+                        f"{s.patient_id} {s.series_description!r}: {reason}")
+                if error is not None:
+                    report.failed.append(f"{choice.chosen.patient_id} ({study_uid}): {error}")
+                    continue
+                if choice.chosen is None:
+                    why = _why_none(choice)
+                    report.failed.append(f"study {study_uid}: no series to interpret{why}")
+                    continue
+                header = choice.chosen
+                keys = [header.patient_id]  # labels are keyed by exam name = PatientID
+                if existing:
+                    report.already_present.append(existing)
+                    _attach_to_existing(ws, existing, header, keys, opts, rsna, reads, report,
+                                        matched_rsna, matched_reads, matched_masks)
+                    continue
+                name = ws.unique_exam_name(header.patient_id or study_uid)
+                keys.append(name)
+                new = _new_exam(name, opts, vol, choice, report)
+                new.reads = _reads_for(keys, reads, matched_reads)
+                new.reads_source = str(opts.cq500_reads or "")
+                new.image_labels = _image_labels_for(vol.sop_uids, rsna, matched_rsna)
+                new.image_labels_source = str(opts.rsna_labels or "")
+                new.masks = _masks_for(keys, vol.geometry, new.shape, opts.masks, report,
+                                       matched_masks)
+                ws.add_exam(new)
+                report.imported.append(name)
+                for w in vol.warnings:
+                    report.exam_warnings.append(f"{name}: {w}")
+        finally:
+            reader.close()  # now, under the lock: stops workers, removes unused staged files
         if progress:
             progress(len(studies), len(studies), "done")
         if not report.imported and not report.already_present:
@@ -196,6 +214,136 @@ def _read_chosen(series, choice, min_thickness_mm):
     return choice, vol, error
 
 
+# ---- reading the studies, in this process or in worker processes -----------------------
+
+# Staged volumes carry arrays.TMP_MARK in their name: the orphan sweep under the import
+# lock deletes every such file, so whatever a killed import (or a worker outliving it)
+# left is gone at the next import, and `ictview check` never mistakes one for an exam.
+_STAGED = "staged"
+
+
+@dataclass
+class StagedVolume:
+    """What a worker hands back for a series it converted: everything of SeriesVolume
+    but the voxels, which are already in `path` (a complete volume file, fsync'd)."""
+
+    path: str
+    sha1: str
+    shape: tuple[int, int, int]
+    geometry: object
+    sop_uids: list[str]
+    header: object
+    warnings: list[str]
+    meta: dict
+
+
+def _volume_attrs(header, site: str) -> dict:
+    # the same attrs Workspace.add_exam writes: the exam name is not in the file, so a
+    # volume can be written before the parent has named its exam
+    return {"patient_id": header.patient_id, "study_uid": header.study_uid,
+            "series_uid": header.series_uid, "site": site}
+
+
+def _stage_study(series, choice, min_thickness_mm: float, volumes_dir: str, site: str):
+    """Worker: read the chosen series (falling back as _read_chosen does) and write its
+    volume file under a staged name -> (choice, StagedVolume | None, error line)."""
+    choice, vol, error = _read_chosen(series, choice, min_thickness_mm)
+    if vol is None:
+        return choice, None, error
+    key = hashlib.sha1(vol.header.study_uid.encode()).hexdigest()[:16]
+    tag = f"{arrays.TMP_MARK}{_STAGED}-{os.getpid()}-{os.urandom(4).hex()}"
+    path = Path(volumes_dir) / f"{key}.h5{tag}"
+    sha1 = arrays.write_volume(path, vol.hu, vol.geometry, vol.sop_uids,
+                               _volume_attrs(vol.header, site))
+    staged = StagedVolume(str(path), sha1, tuple(vol.hu.shape), vol.geometry, vol.sop_uids,
+                          vol.header, vol.warnings, vol.meta)
+    return choice, staged, None
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Die with the parent (Linux): a killed import must not leave workers writing."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # best effort: a surviving worker only leaves a staged file the next sweep removes
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _read_studies(ws: Workspace, ordered, site: str, min_thickness_mm: float, jobs: int,
+                  pool: ProcessPoolExecutor | None = None):
+    """Yield (study_uid, series, existing exam, choice, volume, error) in study order.
+
+    jobs = 1 reads each series here, just before its exam is committed (today's path).
+    jobs > 1 reads them in worker processes which write each volume to a staged file;
+    at most 2 x jobs studies are ahead of the parent, which bounds the staged files on
+    disk. The parent alone writes the catalog (Workspace.add_exam renames the staged
+    file into place, then commits the exam's rows), in the same order as jobs = 1."""
+    if jobs == 1:
+        for study_uid, series in ordered:
+            existing = ws.find_study(study_uid)
+            choice = dicom_series.choose_series(series, min_thickness_mm)
+            vol = error = None
+            if choice.chosen is not None and not existing:
+                choice, vol, error = _read_chosen(series, choice, min_thickness_mm)
+            yield study_uid, series, existing, choice, vol, error
+        return
+    own_pool = pool is None
+    pool = pool or worker_pool(jobs)
+    pending: deque = deque()
+    todo = iter(ordered)
+    volumes_dir = str(ws.root / "volumes")
+
+    def submit_next() -> bool:
+        for study_uid, series in todo:
+            existing = ws.find_study(study_uid)
+            choice = dicom_series.choose_series(series, min_thickness_mm)
+            fut = None
+            if choice.chosen is not None and not existing:
+                fut = pool.submit(_stage_study, series, choice, min_thickness_mm, volumes_dir,
+                                  site)
+            pending.append((study_uid, series, existing, choice, fut))
+            if fut is not None:
+                return True
+        return False
+
+    try:
+        ahead = 0
+        while ahead < 2 * jobs and submit_next():
+            ahead += 1
+        while pending:
+            study_uid, series, existing, choice, fut = pending.popleft()
+            vol = error = None
+            if fut is not None:
+                choice, vol, error = fut.result()
+                submit_next()
+            yield study_uid, series, existing, choice, vol, error
+    finally:
+        # an error or a stop before the end: cancel what has not started, wait for what
+        # has, and remove the staged files never committed (the next sweep would too)
+        futures = [p[4] for p in pending if p[4] is not None]
+        for fut in futures:
+            fut.cancel()
+        wait(futures)
+        for fut in futures:
+            if not fut.cancelled() and fut.exception() is None and fut.result()[1]:
+                Path(fut.result()[1].path).unlink(missing_ok=True)
+        if own_pool:
+            pool.shutdown(wait=True)
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """The processes of a parallel import; one pool can serve several import_source calls
+    (import_synthetic's sites), which saves starting the workers again for each."""
+    # spawn: no inherited catalog connection, import lock or heartbeat thread in a worker
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+
+
 def _why_none(choice) -> str:
     """Why no series of a study is usable, in the one line of the text report."""
     if not choice.excluded:
@@ -209,14 +357,17 @@ def _why_none(choice) -> str:
 def _new_exam(name, opts, vol, choice, report) -> NewExam:
     h, g, meta = vol.header, vol.geometry, vol.meta
     normal = g.normal
-    positions = [float(np.dot(g.slice_position(k), normal)) for k in range(vol.hu.shape[0])]
+    staged = isinstance(vol, StagedVolume)
+    shape = vol.shape if staged else vol.hu.shape
+    positions = [float(np.dot(g.slice_position(k), normal)) for k in range(shape[0])]
     series_rows = [(h.series_uid, h.series_description, h.slice_thickness, len(h.files), True, "")]
     series_rows += [
         (s.series_uid, s.series_description, s.slice_thickness, len(s.files), False, reason)
         for s, reason in choice.excluded
     ]
     return NewExam(
-        name=name, site=opts.site, hu=vol.hu, geometry=g, sop_uids=list(vol.sop_uids),
+        name=name, site=opts.site, hu=None if staged else vol.hu, geometry=g,
+        staged=(vol.path, vol.sha1, vol.shape) if staged else None, sop_uids=list(vol.sop_uids),
         positions=positions, patient_id=h.patient_id, study_uid=h.study_uid,
         series_uid=h.series_uid, accession_number=h.accession_number or "",
         study_date=h.study_date or "", series_description=h.series_description or "",

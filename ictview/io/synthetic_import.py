@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from ictview.errors import IctviewError
-from ictview.io.importers import ImportOptions, ImportReport, MaskSource, Progress, import_source
+from ictview.io.importers import (ImportOptions, ImportReport, MaskSource, Progress, import_source,
+                                  worker_pool)
 from ictview.store.workspace import Workspace
 
 REFERENCE_LABELSET = "reference"
@@ -42,13 +43,19 @@ def site_options(folder: Path, site: str, entry: dict) -> tuple[Path, ImportOpti
 
 
 def import_synthetic(
-    ws: Workspace, folder: Path, progress_for_site=None
+    ws: Workspace, folder: Path, progress_for_site=None, jobs: int = 1
 ) -> dict[str, ImportReport]:
-    """Import every site of a synth output; `progress_for_site(site)` returns a Progress."""
+    """Import every site of a synth output; `progress_for_site(site)` returns a Progress;
+    `jobs` as import_source's."""
     manifest = read_manifest(folder)
     reports = {}
-    for site, entry in manifest["sites"].items():
-        source, opts = site_options(folder, site, entry)
-        progress: Progress | None = progress_for_site(site) if progress_for_site else None
-        reports[site] = import_source(ws, [source], opts, progress)
+    pool = worker_pool(jobs) if jobs > 1 else None  # one set of workers for every site
+    try:
+        for site, entry in manifest["sites"].items():
+            source, opts = site_options(folder, site, entry)
+            progress: Progress | None = progress_for_site(site) if progress_for_site else None
+            reports[site] = import_source(ws, [source], opts, progress, jobs=jobs, pool=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return reports

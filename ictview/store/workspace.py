@@ -97,7 +97,7 @@ class NewExam:
 
     name: str
     site: str
-    hu: np.ndarray
+    hu: np.ndarray | None  # None when `staged` holds the volume already written
     geometry: Geometry
     sop_uids: list[str]
     positions: list[float]
@@ -121,6 +121,13 @@ class NewExam:
     image_labels_source: str = ""
     # labelset -> uint8 (z, y, x)
     masks: dict[str, np.ndarray] | None = None
+    # (path, sha1, shape) of a complete volume file a parallel import's worker wrote under a
+    # temporary name in volumes/: add_exam renames it into place instead of writing `hu`
+    staged: tuple[str, str, tuple[int, int, int]] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.staged[2]) if self.staged else tuple(self.hu.shape)
 
 
 class Workspace:
@@ -257,7 +264,7 @@ class Workspace:
 
     def add_exam(self, new: NewExam) -> Exam:
         """Write the exam's files, then commit all its rows in one transaction."""
-        z, y, x = new.hu.shape
+        z, y, x = new.shape
         meta = {
             "patient_id": new.patient_id,
             "study_uid": new.study_uid,
@@ -265,10 +272,16 @@ class Workspace:
             "site": new.site,
         }
         vpath = self.volume_path(new.name)
-        sha1 = arrays.write_volume(vpath, new.hu, new.geometry, new.sop_uids, meta)
+        if new.staged:
+            # the worker wrote these same attrs; the rename is the step atomic_h5 ends with
+            staged, sha1 = Path(new.staged[0]), new.staged[1]
+            os.replace(staged, vpath)
+            arrays.fsync_dir(vpath.parent)
+        else:
+            sha1 = arrays.write_volume(vpath, new.hu, new.geometry, new.sop_uids, meta)
         mask_sha1 = {}
         for labelset, mask in (new.masks or {}).items():
-            self._check_mask(new.name, mask, new.hu.shape)
+            self._check_mask(new.name, mask, new.shape)
             mask_sha1[labelset] = arrays.write_labels(
                 self.label_path(labelset, new.name), mask, {"exam": new.name, "labelset": labelset}
             )
