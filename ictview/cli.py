@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = p.add_subparsers(dest="bench", parser_class=_Parser, metavar="WHAT", required=True)
     b = bsub.add_parser("io", help="DICOM series reading vs a plain pydicom loop, and workspace reads")
     b.add_argument("--repeats", type=int, default=15)
+    b = bsub.add_parser("import", help="DICOM to workspace in slices/s: ictview import at "
+                        "--jobs 1 and 2 vs a plain pydicom + h5py loop")
+    b.add_argument("--synth", type=Path, metavar="DIR",
+                   help="import this `ictview synth` output's (or this folder's) DICOM instead "
+                        "of 24 generated 32-slice 512x512 studies")
+    b.add_argument("--jobs", type=_positive_int, nargs="+", default=[1, 2], metavar="N",
+                   help="--jobs values to time (default 1 2)")
+    b.add_argument("--repeats", type=_positive_int, default=3)
     bsub.add_parser("gui", help="slice change, brush dab and exam opening, offscreen")
     bsub.add_parser("stats", help="Table 1 bootstrap: fast pixel statistics vs exact AP")
     from ictview.pacs.bench import add_bench_parser as add_bench_pacs
@@ -422,6 +430,11 @@ def cmd_bench(args) -> int:
         from ictview.gui.bench import bench_gui
 
         bench_gui()
+        return 0
+    if args.bench == "import":
+        from ictview.io.bench_import import bench_import
+
+        bench_import(args.synth, tuple(args.jobs), args.repeats)
         return 0
     from ictview.io.bench_cli import run_bench_io
 

@@ -118,70 +118,82 @@ def import_source(
             raise IctviewError(f"{s}: no such file or folder")
     rsna, reads = _validate_options(opts)
     report = ImportReport()
-    with ws.import_lock():
-        scan = dicom_series.scan(
-            sources, progress=(lambda d, t: progress(d, t, "scanning")) if progress else None
-        )
-        report.skipped_files = [f"{s.path}: {s.reason}" for s in scan.skipped]
-        studies = scan.studies()
-        if not studies:  # before any catalog row: an empty or foreign folder leaves no site
-            raise IctviewError(_nothing_found(sources, report.skipped_files))
-        new_site = opts.site not in ws.sites()
-        ws.ensure_site(opts.site, opts.role)
-        for m in opts.masks:
-            ws.ensure_labelset(m.labelset, m.kind, m.rater)
-        matched_rsna: set[str] = set()
-        matched_reads: set[str] = set()
-        matched_masks: dict[str, set[str]] = {m.labelset: set() for m in opts.masks}
+    own_pool = jobs > 1 and pool is None
+    if own_pool:  # started before the scan, so that the workers start up while it runs
+        pool = worker_pool(jobs)
+    try:
+        with ws.import_lock():
+            return _import_locked(ws, sources, opts, progress, jobs, pool, rsna, reads, report)
+    finally:
+        if own_pool:
+            pool.shutdown(wait=True)
 
-        ordered = sorted(studies.items())
-        reader = _read_studies(ws, ordered, opts.site, opts.min_thickness_mm, jobs, pool)
-        try:
-            for n, (study_uid, series, existing, choice, vol, error) in enumerate(reader):
-                if progress:
-                    progress(n, len(studies), "importing")
-                for s, reason in choice.excluded:
-                    report.excluded_series.append(
-                        f"{s.patient_id} {s.series_description!r}: {reason}")
-                if error is not None:
-                    report.failed.append(f"{choice.chosen.patient_id} ({study_uid}): {error}")
-                    continue
-                if choice.chosen is None:
-                    why = _why_none(choice)
-                    report.failed.append(f"study {study_uid}: no series to interpret{why}")
-                    continue
-                header = choice.chosen
-                keys = [header.patient_id]  # labels are keyed by exam name = PatientID
-                if existing:
-                    report.already_present.append(existing)
-                    _attach_to_existing(ws, existing, header, keys, opts, rsna, reads, report,
-                                        matched_rsna, matched_reads, matched_masks)
-                    continue
-                name = ws.unique_exam_name(header.patient_id or study_uid)
-                keys.append(name)
-                new = _new_exam(name, opts, vol, choice, report)
-                new.reads = _reads_for(keys, reads, matched_reads)
-                new.reads_source = str(opts.cq500_reads or "")
-                new.image_labels = _image_labels_for(vol.sop_uids, rsna, matched_rsna)
-                new.image_labels_source = str(opts.rsna_labels or "")
-                new.masks = _masks_for(keys, vol.geometry, new.shape, opts.masks, report,
-                                       matched_masks)
-                ws.add_exam(new)
-                report.imported.append(name)
-                for w in vol.warnings:
-                    report.exam_warnings.append(f"{name}: {w}")
-        finally:
-            reader.close()  # now, under the lock: stops workers, removes unused staged files
-        if progress:
-            progress(len(studies), len(studies), "done")
-        if not report.imported and not report.already_present:
-            if new_site:
-                ws.drop_empty_site(opts.site)
-            first = report.failed[0] if report.failed else "no series to interpret"
-            raise IctviewError(f"imported nothing: {len(report.failed)} of {len(studies)} "
-                               f"studies failed (first: {first})")
 
-        _report_unmatched(ws, opts, rsna, reads, report, matched_rsna, matched_reads, matched_masks)
+def _import_locked(ws, sources, opts, progress, jobs, pool, rsna, reads, report) -> ImportReport:
+    """import_source under the import lock (the orphan sweep has just run)."""
+    scan = dicom_series.scan(
+        sources, progress=(lambda d, t: progress(d, t, "scanning")) if progress else None
+    )
+    report.skipped_files = [f"{s.path}: {s.reason}" for s in scan.skipped]
+    studies = scan.studies()
+    if not studies:  # before any catalog row: an empty or foreign folder leaves no site
+        raise IctviewError(_nothing_found(sources, report.skipped_files))
+    new_site = opts.site not in ws.sites()
+    ws.ensure_site(opts.site, opts.role)
+    for m in opts.masks:
+        ws.ensure_labelset(m.labelset, m.kind, m.rater)
+    matched_rsna: set[str] = set()
+    matched_reads: set[str] = set()
+    matched_masks: dict[str, set[str]] = {m.labelset: set() for m in opts.masks}
+
+    ordered = sorted(studies.items())
+    reader = _read_studies(ws, ordered, opts.site, opts.min_thickness_mm, jobs, pool)
+    try:
+        for n, (study_uid, series, existing, choice, vol, error) in enumerate(reader):
+            if progress:
+                progress(n, len(studies), "importing")
+            for s, reason in choice.excluded:
+                report.excluded_series.append(
+                    f"{s.patient_id} {s.series_description!r}: {reason}")
+            if error is not None:
+                report.failed.append(f"{choice.chosen.patient_id} ({study_uid}): {error}")
+                continue
+            if choice.chosen is None:
+                why = _why_none(choice)
+                report.failed.append(f"study {study_uid}: no series to interpret{why}")
+                continue
+            header = choice.chosen
+            keys = [header.patient_id]  # labels are keyed by exam name = PatientID
+            if existing:
+                report.already_present.append(existing)
+                _attach_to_existing(ws, existing, header, keys, opts, rsna, reads, report,
+                                    matched_rsna, matched_reads, matched_masks)
+                continue
+            name = ws.unique_exam_name(header.patient_id or study_uid)
+            keys.append(name)
+            new = _new_exam(name, opts, vol, choice, report)
+            new.reads = _reads_for(keys, reads, matched_reads)
+            new.reads_source = str(opts.cq500_reads or "")
+            new.image_labels = _image_labels_for(vol.sop_uids, rsna, matched_rsna)
+            new.image_labels_source = str(opts.rsna_labels or "")
+            new.masks = _masks_for(keys, vol.geometry, new.shape, opts.masks, report,
+                                   matched_masks)
+            ws.add_exam(new)
+            report.imported.append(name)
+            for w in vol.warnings:
+                report.exam_warnings.append(f"{name}: {w}")
+    finally:
+        reader.close()  # now, under the lock: cancels pending reads, removes unused staged files
+    if progress:
+        progress(len(studies), len(studies), "done")
+    if not report.imported and not report.already_present:
+        if new_site:
+            ws.drop_empty_site(opts.site)
+        first = report.failed[0] if report.failed else "no series to interpret"
+        raise IctviewError(f"imported nothing: {len(report.failed)} of {len(studies)} "
+                           f"studies failed (first: {first})")
+
+    _report_unmatched(ws, opts, rsna, reads, report, matched_rsna, matched_reads, matched_masks)
     return report
 
 
@@ -292,8 +304,6 @@ def _read_studies(ws: Workspace, ordered, site: str, min_thickness_mm: float, jo
                 choice, vol, error = _read_chosen(series, choice, min_thickness_mm)
             yield study_uid, series, existing, choice, vol, error
         return
-    own_pool = pool is None
-    pool = pool or worker_pool(jobs)
     pending: deque = deque()
     todo = iter(ordered)
     volumes_dir = str(ws.root / "volumes")
@@ -332,16 +342,17 @@ def _read_studies(ws: Workspace, ordered, site: str, min_thickness_mm: float, jo
         for fut in futures:
             if not fut.cancelled() and fut.exception() is None and fut.result()[1]:
                 Path(fut.result()[1].path).unlink(missing_ok=True)
-        if own_pool:
-            pool.shutdown(wait=True)
 
 
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
     """The processes of a parallel import; one pool can serve several import_source calls
-    (import_synthetic's sites), which saves starting the workers again for each."""
+    (import_synthetic's sites), which saves starting the workers again for each. They
+    start now, in the background (Python starts them all at the first task)."""
     # spawn: no inherited catalog connection, import lock or heartbeat thread in a worker
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                initializer=_worker_init, initargs=(os.getpid(),))
+    pool.submit(os.getpid)
+    return pool
 
 
 def _why_none(choice) -> str:
