@@ -10,7 +10,9 @@ everything here is a no-op and the run is single-process.
   does not depend on the number of ranks;
 - inference (pseudolabel, evaluate): exams are sharded ``exams[rank::world]``; each rank writes
   its own exams' prediction files (one file per exam, atomic replace, so ranks never touch the
-  same file); rank 0 alone writes checkpoints, run status, metrics and progress logs.
+  same file); rank 0 alone writes checkpoints, run status, metrics and progress logs, and is
+  the only rank that opens the live catalog: the others read an immutable snapshot of it
+  (training/prediction_run.py, ictview/store/snapshot.py; README "Shared filesystem").
 """
 
 from __future__ import annotations
@@ -91,6 +93,15 @@ def barrier(info: DistInfo) -> None:
 
 def shard(items: Sequence[T], info: DistInfo) -> list[T]:
     return list(items[info.rank :: info.world])
+
+
+def gather_to_main(obj: T, info: DistInfo) -> list[T]:
+    """Every rank's `obj` (picklable) on rank 0, in rank order; [] on the other ranks."""
+    if not info.enabled:
+        return [obj]
+    out: list | None = [None] * info.world if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out or []
 
 
 def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:

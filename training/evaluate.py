@@ -140,12 +140,16 @@ def evaluate(
 ) -> dict | None:
     """Predictions for ``evaluate.roles`` + WS/runs/<run>/metrics.json (rank 0 returns it)."""
     ev = cfg.evaluate if cfg is not None else EvaluateSection()
-    with Workspace.open(ws_root) as ws:
+
+    def exams(ws: Workspace) -> list[str]:
+        # from run_predictions' workspace: under torchrun, each rank's view of one snapshot
         if ws.run(run) is None:
             raise IctviewError(f"{ws_root}: no run named '{run}'")
-        exams = [e.name for role in ev.roles for e in ws.exams(role=role)]
-    if not exams:
-        raise IctviewError(f"{ws_root}: no exams with roles {', '.join(ev.roles)} to evaluate")
+        names = [e.name for role in ev.roles for e in ws.exams(role=role)]
+        if not names:
+            raise IctviewError(f"{ws_root}: no exams with roles {', '.join(ev.roles)} to evaluate")
+        return names
+
     summary = run_predictions(ws_root, run, run, exams, kind="evaluate", checkpoint=checkpoint,
                               settings=settings, overrides=overrides, device=device,
                               json_progress=json_progress,

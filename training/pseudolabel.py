@@ -38,17 +38,26 @@ def pseudolabel(
     (default "<teacher>-pl"). Returns the run name. ``ranker``: the K of stored targets
     (inference.pseudo_store = "targets"); default the teacher run's own ranker section."""
     out_run = out_run or f"{teacher_run}-pl"
-    with Workspace.open(ws_root) as ws:
-        exams = [e.name for e in ws.exams(role=role)]
-        if ranker is None:
+
+    # both chosen from the workspace run_predictions opens: under torchrun, every rank's
+    # view of one catalog snapshot (no rank but 0 opens the live catalog)
+    def exams(ws: Workspace) -> list[str]:
+        names = [e.name for e in ws.exams(role=role)]
+        if not names:
+            raise IctviewError(f"{ws_root}: no exams with role '{role}' to pseudo-label")
+        return names
+
+    def compact_k(ws: Workspace) -> tuple[float, float]:
+        section = ranker
+        if section is None:
             info = ws.run(teacher_run)
-            section = json.loads(info["config"] or "{}").get("ranker", {}) if info else {}
-            ranker = RankerSection(**{k: v for k, v in section.items()
-                                      if k in RankerSection.__dataclass_fields__})
-    if not exams:
-        raise IctviewError(f"{ws_root}: no exams with role '{role}' to pseudo-label")
+            fields = json.loads(info["config"] or "{}").get("ranker", {}) if info else {}
+            section = RankerSection(**{k: v for k, v in fields.items()
+                                       if k in RankerSection.__dataclass_fields__})
+        return section.k_hi, section.k_lo
+
     run_predictions(ws_root, teacher_run, out_run, exams, kind="pseudolabel",
                     checkpoint=checkpoint, settings=settings, overrides=overrides, device=device,
                     json_progress=json_progress, overwrite=overwrite, quiet=quiet,
-                    extra_config={"role": role}, compact_k=(ranker.k_hi, ranker.k_lo))
+                    extra_config={"role": role}, compact_k=compact_k)
     return out_run

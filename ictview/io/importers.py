@@ -8,7 +8,6 @@ whole exams, and running it again finishes the job without duplicates.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing as mp
 import os
 import sys
@@ -32,8 +31,7 @@ from ictview.io.label_formats import (
     rsna_key_for,
     rsna_key_sop,
 )
-from ictview.store import arrays
-from ictview.store.workspace import NewExam, Workspace
+from ictview.store.workspace import NewExam, Workspace, stage_volume, volume_attrs
 
 Progress = Callable[[int, int, str], None]
 MAX_LISTED = 5  # problems of one kind listed by name before "... and N more"
@@ -228,11 +226,6 @@ def _read_chosen(series, choice, min_thickness_mm):
 
 # ---- reading the studies, in this process or in worker processes -----------------------
 
-# Staged volumes carry arrays.TMP_MARK in their name: the orphan sweep under the import
-# lock deletes every such file, so whatever a killed import (or a worker outliving it)
-# left is gone at the next import, and `ictview check` never mistakes one for an exam.
-_STAGED = "staged"
-
 
 @dataclass
 class StagedVolume:
@@ -249,25 +242,16 @@ class StagedVolume:
     meta: dict
 
 
-def _volume_attrs(header, site: str) -> dict:
-    # the same attrs Workspace.add_exam writes: the exam name is not in the file, so a
-    # volume can be written before the parent has named its exam
-    return {"patient_id": header.patient_id, "study_uid": header.study_uid,
-            "series_uid": header.series_uid, "site": site}
-
-
-def _stage_study(series, choice, min_thickness_mm: float, volumes_dir: str, site: str):
+def _stage_study(series, choice, min_thickness_mm: float, root: str, site: str):
     """Worker: read the chosen series (falling back as _read_chosen does) and write its
     volume file under a staged name -> (choice, StagedVolume | None, error line)."""
     choice, vol, error = _read_chosen(series, choice, min_thickness_mm)
     if vol is None:
         return choice, None, error
-    key = hashlib.sha1(vol.header.study_uid.encode()).hexdigest()[:16]
-    tag = f"{arrays.TMP_MARK}{_STAGED}-{os.getpid()}-{os.urandom(4).hex()}"
-    path = Path(volumes_dir) / f"{key}.h5{tag}"
-    sha1 = arrays.write_volume(path, vol.hu, vol.geometry, vol.sop_uids,
-                               _volume_attrs(vol.header, site))
-    staged = StagedVolume(str(path), sha1, tuple(vol.hu.shape), vol.geometry, vol.sop_uids,
+    h = vol.header
+    path, sha1 = stage_volume(Path(root), h.study_uid, vol.hu, vol.geometry, vol.sop_uids,
+                              volume_attrs(h.patient_id, h.study_uid, h.series_uid, site))
+    staged = StagedVolume(path, sha1, tuple(vol.hu.shape), vol.geometry, vol.sop_uids,
                           vol.header, vol.warnings, vol.meta)
     return choice, staged, None
 
@@ -306,7 +290,7 @@ def _read_studies(ws: Workspace, ordered, site: str, min_thickness_mm: float, jo
         return
     pending: deque = deque()
     todo = iter(ordered)
-    volumes_dir = str(ws.root / "volumes")
+    root = str(ws.root)
 
     def submit_next() -> bool:
         for study_uid, series in todo:
@@ -314,8 +298,7 @@ def _read_studies(ws: Workspace, ordered, site: str, min_thickness_mm: float, jo
             choice = dicom_series.choose_series(series, min_thickness_mm)
             fut = None
             if choice.chosen is not None and not existing:
-                fut = pool.submit(_stage_study, series, choice, min_thickness_mm, volumes_dir,
-                                  site)
+                fut = pool.submit(_stage_study, series, choice, min_thickness_mm, root, site)
             pending.append((study_uid, series, existing, choice, fut))
             if fut is not None:
                 return True

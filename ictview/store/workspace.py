@@ -130,7 +130,29 @@ class NewExam:
         return tuple(self.staged[2]) if self.staged else tuple(self.hu.shape)
 
 
+def volume_attrs(patient_id: str, study_uid: str, series_uid: str, site: str) -> dict:
+    """The attributes of a volume file: no exam name, so a parallel import's worker can
+    write the file before the parent has named the exam."""
+    return {"patient_id": patient_id, "study_uid": study_uid, "series_uid": series_uid,
+            "site": site}
+
+
+def stage_volume(root: Path, study_uid: str, hu: np.ndarray, geometry: Geometry,
+                 sop_uids: list[str], attrs: dict) -> tuple[str, str]:
+    """A complete volume file in root/volumes/ under a name carrying arrays.TMP_MARK (the
+    import lock's orphan sweep deletes such names, `ictview check` ignores them) ->
+    (path, sha1). Workspace.add_exam renames it into place with the exam's rows; a parallel
+    import's workers call this, holding no catalog connection."""
+    key = hashlib.sha1(study_uid.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    tag = f"{arrays.TMP_MARK}staged-{os.getpid()}-{os.urandom(4).hex()}"
+    path = Path(root) / "volumes" / f"{key}.h5{tag}"
+    return str(path), arrays.write_volume(path, hu, geometry, sop_uids, attrs)
+
+
 class Workspace:
+    # True for a workspace opened on a catalog snapshot (open_snapshot): reads only
+    read_only = False
+
     def __init__(self, root: Path | str, create: bool = False, login: str | None = None):
         self.root = Path(root)
         # who reads: the OS login (tests inject one); never a typed rater name
@@ -153,6 +175,25 @@ class Workspace:
     @classmethod
     def create(cls, root: Path | str, login: str | None = None) -> "Workspace":
         return cls(root, create=True, login=login)
+
+    @classmethod
+    def open_snapshot(cls, root: Path | str, snapshot: Path,
+                      login: str | None = None) -> "Workspace":
+        """The workspace at `root` read through an immutable catalog snapshot
+        (ictview/store/snapshot.py): what ranks > 0 of a multi-node run open instead of
+        the live catalog. Catalog writes fail; per-exam files are written as usual
+        (write_prediction_file), and rank 0 records them."""
+        from ictview.store.snapshot import open_snapshot
+
+        ws = cls.__new__(cls)
+        ws.root = Path(root)
+        if not ws.root.is_dir():
+            raise IctviewError(f"{ws.root}: workspace folder not found")
+        ws.login = login if login is not None else identity.current_login()
+        ws.con = open_snapshot(snapshot)
+        ws.read_only = True
+        ws.guard = ReadGuard(ws, ws.login)
+        return ws
 
     def close(self) -> None:
         self.con.close()
@@ -265,12 +306,7 @@ class Workspace:
     def add_exam(self, new: NewExam) -> Exam:
         """Write the exam's files, then commit all its rows in one transaction."""
         z, y, x = new.shape
-        meta = {
-            "patient_id": new.patient_id,
-            "study_uid": new.study_uid,
-            "series_uid": new.series_uid,
-            "site": new.site,
-        }
+        meta = volume_attrs(new.patient_id, new.study_uid, new.series_uid, new.site)
         vpath = self.volume_path(new.name)
         if new.staged:
             # the worker wrote these same attrs; the rename is the step atomic_h5 ends with
@@ -640,17 +676,28 @@ class Workspace:
                 )
 
     def write_prediction(self, run: str, exam: str, pred: arrays.Prediction) -> None:
+        self.record_predictions(run, {exam: self.write_prediction_file(run, exam, pred)})
+
+    def write_prediction_file(self, run: str, exam: str, pred: arrays.Prediction) -> str:
+        """The prediction file alone (atomic replace), no catalog row: what a rank > 0 of a
+        multi-node run writes; returns the sha1 for rank 0's record_predictions."""
         e = self.exam(exam)
         shape = pred.targets.shape if pred.targets is not None else pred.prob.shape
         if tuple(shape) != (e.n_slices, e.rows, e.cols) or len(pred.slice_scores) != e.n_slices:
             raise IctviewError(f"{exam}: prediction shape {tuple(shape)} != exam shape")
-        sha1 = arrays.write_prediction(self.prediction_path(run, exam), pred)
+        return arrays.write_prediction(self.prediction_path(run, exam), pred)
+
+    def record_predictions(self, run: str, sha1s: dict[str, str]) -> None:
+        """Record prediction files already written (exam -> sha1), in one transaction."""
+        if not sha1s:
+            return
+        now = utc_now()
         with transaction(self.con):
-            self.con.execute(
+            self.con.executemany(
                 """INSERT INTO prediction_files(run, exam_id, sha1, written_at) VALUES (?,?,?,?)
                    ON CONFLICT(run, exam_id) DO UPDATE SET sha1=excluded.sha1,
                        written_at=excluded.written_at""",
-                (run, e.id, sha1, utc_now()),
+                [(run, self.exam(exam).id, sha1, now) for exam, sha1 in sha1s.items()],
             )
 
     def read_prediction(self, run: str, exam: str, pixels: bool = True,
