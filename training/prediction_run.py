@@ -22,7 +22,6 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 from ictview.errors import IctviewError
-from ictview.store import arrays
 from ictview.store.run_lock import RunLock
 from ictview.store.snapshot import SNAPSHOT_NAME, write_snapshot
 from ictview.store.workspace import Workspace
@@ -170,9 +169,4 @@ def _record_rank_files(ws: Workspace, run: str, exams: list[str],
     for part in gathered:
         sha1s.update(part)
     ws.record_predictions(run, sha1s)
-    recorded = {r[0] for r in ws.con.execute(
-        """SELECT e.name FROM prediction_files p JOIN exams e ON e.id = p.exam_id
-           WHERE p.run=?""", (run,))}
-    late = {n: arrays.file_sha1(ws.prediction_path(run, n)) for n in exams
-            if n not in recorded and ws.prediction_path(run, n).exists()}
-    ws.record_predictions(run, late)
+    ws.record_unrecorded_predictions(run, exams)

@@ -700,6 +700,17 @@ class Workspace:
                 [(run, self.exam(exam).id, sha1, now) for exam, sha1 in sha1s.items()],
             )
 
+    def record_unrecorded_predictions(self, run: str, exams: list[str]) -> list[str]:
+        """Record, hashed now, the prediction files of `exams` in `run` that have no row
+        (a rank of a killed multi-node run wrote them and never reported back)."""
+        recorded = {r[0] for r in self.con.execute(
+            """SELECT e.name FROM prediction_files p JOIN exams e ON e.id = p.exam_id
+               WHERE p.run=?""", (run,))}
+        late = {n: arrays.file_sha1(self.prediction_path(run, n)) for n in exams
+                if n not in recorded and self.prediction_path(run, n).exists()}
+        self.record_predictions(run, late)
+        return sorted(late)
+
     def read_prediction(self, run: str, exam: str, pixels: bool = True,
                         targets_ok: bool = False) -> arrays.Prediction:
         self.guard.require_prediction(run, exam)
