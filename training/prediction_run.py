@@ -7,7 +7,7 @@ skipped unless ``overwrite``).
 
 Under torchrun (a workspace on a filesystem shared by several nodes) only rank 0 opens the
 live catalog. It first writes an immutable snapshot of it (WS/runs/<out_run>/
-catalog.snapshot.sqlite, ictview/store/snapshot.py); every rank, rank 0 included, chooses
+catalog.snapshot.sqlite, training/shared_workspace.py); every rank, rank 0 included, chooses
 the exams from that snapshot, so all ranks shard the same list; ranks > 0 read the catalog
 only through the snapshot (read-only, immutable: no lock, no WAL) and write only their own
 exams' prediction files; rank 0 records every rank's files in the catalog at the end (the
@@ -17,13 +17,12 @@ sha1s gathered from the ranks, which hashed what they renamed into place).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from ictview.errors import IctviewError
 from ictview.store.run_lock import RunLock
-from ictview.store.snapshot import SNAPSHOT_NAME, write_snapshot
 from ictview.store.workspace import Workspace
 from training import distributed as D
 from training.checkpoints import checkpoint_path
@@ -32,6 +31,7 @@ from training.data.exam_loader import auto_workers, iter_masked
 from training.inference import Predictor
 from training.progress import ProgressLog
 from training.ranker import compact_prediction
+from training.shared_workspace import rank_views
 
 
 def run_predictions(
@@ -63,7 +63,7 @@ def run_predictions(
     predictor = Predictor.from_checkpoint(ckpt, dev, settings, overrides=overrides or ())
     # one process predicts into a run at a time (rank 0 holds it for the world)
     lock = RunLock(Path(ws_root) / "runs" / out_run, out_run, f"ictview-train {kind}")
-    with lock if info.is_main else nullcontext(), _views(ws_root, out_run, info) as (ws, view):
+    with lock if info.is_main else nullcontext(), rank_views(ws_root, out_run, info) as (ws, view):
         exams = exams(view) if callable(exams) else list(exams)
         if callable(compact_k):
             compact_k = compact_k(view)
@@ -122,42 +122,6 @@ def run_predictions(
             log.event("done", **summary)
         log.close()
     return summary
-
-
-@contextmanager
-def _views(ws_root: Path | str, out_run: str, info: D.DistInfo
-           ) -> Iterator[tuple[Workspace | None, Workspace]]:
-    """(live workspace or None, the workspace this rank reads).
-
-    One process: the live workspace, both. Under torchrun: rank 0 writes the snapshot
-    and gets (live, snapshot view); ranks > 0 get (None, snapshot view) once rank 0 has
-    written it. Every rank learns of a failure to write it (none waits at a barrier for
-    a rank that has left)."""
-    if not info.enabled:
-        with Workspace.open(ws_root) as ws:
-            yield ws, ws
-        return
-    with ExitStack() as stack:
-        live, error = None, None
-        snapshot = Path(ws_root) / "runs" / out_run / SNAPSHOT_NAME
-        if info.is_main:
-            try:
-                live = stack.enter_context(Workspace.open(ws_root))
-                write_snapshot(live.con, snapshot)
-            except IctviewError as e:
-                error = e
-        if D.any_rank(error is not None, info, _gloo_or_device(info)):
-            raise error or IctviewError(f"{snapshot}: not written by rank 0 (see its error)")
-        view = stack.enter_context(Workspace.open_snapshot(ws_root, snapshot))
-        yield live, view
-
-
-def _gloo_or_device(info: D.DistInfo):
-    import torch
-
-    if info.backend == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
 
 
 def _record_rank_files(ws: Workspace, run: str, exams: list[str],

@@ -61,6 +61,7 @@ from training.inference import Predictor, unwrap
 from training.losses import patchfcn_loss
 from training.models import PatchFCN, PatchFCNConfig, count_parameters
 from training.progress import ProgressLog
+from training.shared_workspace import open_view, share_catalog
 from training.validation import validation_metric
 from training.windows import resolve_windows
 
@@ -402,8 +403,10 @@ class Trainer:
         if t.torch_threads:
             torch.set_num_threads(t.torch_threads)
         self.dist, self.device = D.init(t.device)
-        self.ws = Workspace.open(self.ws_root)
-        self.run_dir = self.ws.run_dir(self.run)
+        # under torchrun only rank 0 opens the live catalog (training/shared_workspace.py)
+        if self.dist.is_main:
+            self.ws = Workspace.open(self.ws_root)
+        self.run_dir = self.ws_root / "runs" / self.run
         self.ckpt_dir = self.run_dir / "checkpoints"
         latest = self.ckpt_dir / "latest.pt"
         refusal: IctviewError | None = None
@@ -413,9 +416,10 @@ class Trainer:
             except IctviewError as e:
                 refusal = e
         # under torchrun every rank stops on rank 0's refusal (instead of waiting at the
-        # barrier for a rank that has left)
-        if D.any_rank(refusal is not None, self.dist, self.device):
-            raise refusal or IctviewError(f"run '{self.run}': refused on rank 0 (see its error)")
+        # barrier for a rank that has left); rank 0 snapshots the catalog for the others
+        share_catalog(getattr(self, "ws", None), self.ws_root, self.run, self.dist, refusal)
+        if not self.dist.is_main:
+            self.ws = open_view(self.ws_root, self.run)
         D.barrier(self.dist)
         # "auto": bf16 on CUDA only; "bf16" also on CPU (faster on CPUs with bf16 units: see
         # `ictview-train bench`, which measures it)

@@ -1,9 +1,10 @@
 """A workspace on a shared filesystem: under torchrun only rank 0 opens the live catalog.
 
-Two gloo ranks on CPU pseudo-label with a 2-step teacher; rank 1 runs with a tripwire on
-sqlite3.connect that refuses anything but a read-only, immutable open, so it can only read
-the catalog snapshot rank 0 wrote (chmod 0444). The prediction files equal those of the
-single-process run array by array, and rank 0 recorded rank 1's files in the catalog.
+Two gloo ranks on CPU train a 2-step teacher and pseudo-label with it; rank 1 runs with a
+tripwire on sqlite3.connect that refuses anything but a read-only, immutable open, so it
+can only read the catalog snapshots rank 0 wrote (chmod 0444). The prediction files equal
+those of a single-process pseudo-label run array by array, and rank 0 recorded rank 1's
+files in the catalog.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from ictview.store import arrays
 from ictview.store.check import check_workspace
 from ictview.store.snapshot import SNAPSHOT_NAME
 from ictview.store.workspace import Workspace
-from training.cli import main
 from training.pseudolabel import pseudolabel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,26 +69,31 @@ def test_two_ranks_rank1_read_only_catalog_equal_single_process(tiny_workspace, 
     ws = tmp_path / "ws"
     shutil.copytree(tiny_workspace, ws)
     sets = [a for s in SETS for a in ("--set", s)]
-    assert main(["teacher", "-w", str(ws), "-c", "tiny", "--run", "t", "--quiet", *sets]) == 0
-    pseudolabel(ws, "t", "single-pl", quiet=True)
-
     entry = tmp_path / "entry.py"
     entry.write_text(ENTRY)
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
-               OPENED_LOG=str(tmp_path / "opened-"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
-           "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(entry), "--", "pseudolabel", "-w", str(ws), "--teacher", "t", "--run", "ddp-pl",
-           "--quiet"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
 
-    snapshot = ws / "runs" / "ddp-pl" / SNAPSHOT_NAME
-    assert stat.S_IMODE(snapshot.stat().st_mode) == 0o444  # read-only for everyone
-    assert not list(snapshot.parent.glob(f"{SNAPSHOT_NAME}-*"))  # no -wal / -shm / -journal
-    opened = {r: json.loads((tmp_path / f"opened-{r}").read_text()) for r in (0, 1)}
-    assert opened[1] and all("immutable=1" in t and SNAPSHOT_NAME in t for t in opened[1])
-    assert any(t.endswith("workspace.sqlite") for t in opened[0])
+    def torchrun(log: str, *args: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
+                   OPENED_LOG=str(tmp_path / f"{log}-"))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+               "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+               str(_free_port()), str(entry), "--", *args]
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    torchrun("teacher", "teacher", "-w", str(ws), "-c", "tiny", "--run", "t", "--quiet", *sets)
+    pseudolabel(ws, "t", "single-pl", quiet=True)
+    torchrun("pl", "pseudolabel", "-w", str(ws), "--teacher", "t", "--run", "ddp-pl", "--quiet")
+
+    for log, run in (("teacher", "t"), ("pl", "ddp-pl")):
+        snapshot = ws / "runs" / run / SNAPSHOT_NAME
+        assert stat.S_IMODE(snapshot.stat().st_mode) == 0o444  # read-only for everyone
+        assert not list(snapshot.parent.glob(f"{SNAPSHOT_NAME}-*"))  # no -wal, -shm, -journal
+        opened = {r: json.loads((tmp_path / f"{log}-{r}").read_text()) for r in (0, 1)}
+        assert opened[1] and all("immutable=1" in t and f"/{run}/{SNAPSHOT_NAME}" in t
+                                 for t in opened[1]), opened[1]
+        assert any(t.endswith("workspace.sqlite") for t in opened[0])
 
     with Workspace.open(ws) as w:
         names = [e.name for e in w.exams(role="unlabeled")]
