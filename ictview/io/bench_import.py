@@ -93,6 +93,19 @@ def project_import(sources: list[Path], root: Path, jobs: int) -> int:
         return sum(e.n_slices for e in ws.exams())
 
 
+def worker_startup(jobs: int) -> float:
+    """Seconds to start a parallel import's workers (spawn: fresh interpreters importing the
+    reader), run one task each and stop them: the fixed cost --jobs N adds to an import."""
+    t0 = time.perf_counter()
+    pool = worker_pool(jobs)
+    try:
+        for fut in [pool.submit(os.getpid) for _ in range(jobs)]:
+            fut.result()
+    finally:
+        pool.shutdown(wait=True)
+    return time.perf_counter() - t0
+
+
 def plain_import(files: list[str], wanted: set[str], out: Path) -> tuple[int, list[str]]:
     """The plain pydicom + h5py loop -> (slices written, series it could not decode)."""
     by_series: dict[str, list[str]] = {}
@@ -157,6 +170,8 @@ def bench_import(synth: Path | None = None, jobs: tuple[int, ...] = (1, 2), repe
             secs, slices = _median_s(
                 lambda: project_import(sources, tmp / f"ws-{j}-{next(run)}", j), repeats)
             rows[f"ictview import --jobs {j}"] = (secs, slices)
+        startup = {j: round(_median_s(lambda: worker_startup(j), repeats)[0], 3)
+                   for j in jobs if j > 1}
         with Workspace.open(tmp / f"ws-{jobs[0]}-0") as ws:
             wanted = {e.series_uid for e in ws.exams()}
             stored = {e.series_uid: ws.read_volume(e.name).hu for e in ws.exams()}
@@ -170,7 +185,7 @@ def bench_import(synth: Path | None = None, jobs: tuple[int, ...] = (1, 2), repe
         "cpus": os.cpu_count(),
         "rates": {k: {"seconds": round(s, 3), "slices": n, "slices_per_s": round(n / s, 1)}
                   for k, (s, n) in rows.items()},
-        "plain_failed_series": failed, "same_volumes": same,
+        "plain_failed_series": failed, "same_volumes": same, "worker_startup_s": startup,
     }
     print(f"bench import: {what}; {len(files)} files, {read_bytes_total / 1e6:.0f} MB; "
           f"median of {repeats}, warm cache, {os.cpu_count()} CPUs")
@@ -178,6 +193,8 @@ def bench_import(synth: Path | None = None, jobs: tuple[int, ...] = (1, 2), repe
     print(f"{'importer':<{width}}{'seconds':>9}{'slices':>8}{'slices/s':>10}{'vs plain':>10}")
     for name, (s, n) in rows.items():
         print(f"{name:<{width}}{s:>9.2f}{n:>8}{n / s:>10.1f}{n / s / plain_rate:>9.2f}x")
+    for j, secs in startup.items():
+        print(f"--jobs {j}: starting the workers alone takes {secs:.2f} s (included above)")
     if failed:
         print(f"plain loop could not decode {len(failed)} series (first: {failed[0]})")
     print(f"plain loop wrote the same volumes as ictview: {same}")
