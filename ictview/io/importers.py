@@ -13,6 +13,7 @@ import os
 import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -312,7 +313,13 @@ def _read_studies(ws: Workspace, ordered, site: str, min_thickness_mm: float, jo
             study_uid, series, existing, choice, fut = pending.popleft()
             vol = error = None
             if fut is not None:
-                choice, vol, error = fut.result()
+                try:
+                    choice, vol, error = fut.result()
+                except BrokenProcessPool:
+                    raise IctviewError(
+                        f"{ws.root}: an import worker process died (out of memory or killed) "
+                        f"while reading study {study_uid}: run the import again (with fewer "
+                        "--jobs if memory is short)") from None
                 submit_next()
             yield study_uid, series, existing, choice, vol, error
     finally:
