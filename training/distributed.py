@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -93,6 +93,24 @@ def barrier(info: DistInfo) -> None:
 
 def shard(items: Sequence[T], info: DistInfo) -> list[T]:
     return list(items[info.rank :: info.world])
+
+
+def decided_by_main(fn: Callable[[], T], info: DistInfo) -> T:
+    """``fn()`` run on rank 0 alone (it may open the live catalog), its result, or its
+    IctviewError, on every rank: the other ranks need not open the catalog to agree."""
+    if not info.enabled:
+        return fn()
+    box: list = [None]
+    if info.is_main:
+        try:
+            box[0] = ("ok", fn())
+        except IctviewError as e:
+            box[0] = ("error", str(e))
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise IctviewError(value)
+    return value
 
 
 def gather_to_main(obj: T, info: DistInfo) -> list[T]:

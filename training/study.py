@@ -67,10 +67,14 @@ def _train(ws_root: Path, kind: str, run: str, cfg: Config, *, teacher: str | No
 
 def _pseudolabel(ws_root: Path, teacher: str, cfg: Config, json_progress: bool, quiet: bool) -> str:
     out = f"{teacher}-pl"
-    with Workspace.open(ws_root) as ws:
-        info = ws.run(out)
-        done = info is not None and info["status"] == "finished"
-    if not done:
+
+    def finished() -> bool:
+        with Workspace.open(ws_root) as ws:
+            row = ws.run(out)
+            return row is not None and row["status"] == "finished"
+
+    # under torchrun rank 0 alone reads the live catalog (README, shared filesystem)
+    if not D.decided_by_main(finished, D.init(cfg.train.device)[0]):
         pseudolabel(ws_root, teacher, out, settings=cfg.inference, device=cfg.train.device,
                     json_progress=json_progress, quiet=quiet, ranker=cfg.ranker)
     return out
@@ -128,14 +132,17 @@ def _run_study(ws_root: Path, cfg: Config, *, json_progress: bool, quiet: bool) 
     study_run = f"{p}study"
     t0 = time.perf_counter()
     info, _ = D.init(cfg.train.device)  # under torchrun: rank 0 writes the study's files
-    with Workspace.open(ws_root) as ws:
-        if not ws.exams(role="labeled"):
-            raise IctviewError(f"{ws_root}: no labeled exams: import a labeled site first")
-        if info.is_main:
+
+    def register() -> None:  # rank 0 alone opens the live catalog; its refusal reaches all
+        with Workspace.open(ws_root) as ws:
+            if not ws.exams(role="labeled"):
+                raise IctviewError(f"{ws_root}: no labeled exams: import a labeled site first")
             ws.create_run(study_run, "study", cfg.to_dict())
             ws.set_run_status(study_run, "running")
             save_config(cfg, ws.run_dir(study_run) / "config.toml",
                         f"ictview-train study (from {cfg.source})")
+
+    D.decided_by_main(register, info)
     log = ProgressLog(ws_root / "runs" / study_run / "progress.jsonl" if info.is_main else None,
                       study_run, json_stdout=json_progress, console=info.is_main and not quiet)
     models: list[tuple[str, str]] = []  # (run, kind)

@@ -65,22 +65,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _torchrun(tmp_path: Path, log: str, *args: str) -> dict[int, list[str]]:
+    """2 gloo ranks running `ictview-train ARGS` behind the tripwire -> what each opened."""
+    entry = tmp_path / "entry.py"
+    entry.write_text(ENTRY)
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
+               OPENED_LOG=str(tmp_path / f"{log}-"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+           "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+           str(_free_port()), str(entry), "--", *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {r: json.loads((tmp_path / f"{log}-{r}").read_text()) for r in (0, 1)}
+
+
 def test_two_ranks_rank1_read_only_catalog_equal_single_process(tiny_workspace, tmp_path):
     ws = tmp_path / "ws"
     shutil.copytree(tiny_workspace, ws)
     sets = [a for s in SETS for a in ("--set", s)]
-    entry = tmp_path / "entry.py"
-    entry.write_text(ENTRY)
 
     def torchrun(log: str, *args: str) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
-                   OPENED_LOG=str(tmp_path / f"{log}-"))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
-               "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
-               str(_free_port()), str(entry), "--", *args]
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        _torchrun(tmp_path, log, *args)
 
     torchrun("teacher", "teacher", "-w", str(ws), "-c", "tiny", "--run", "t", "--quiet", *sets)
     pseudolabel(ws, "t", "single-pl", quiet=True)
@@ -115,3 +120,21 @@ def test_two_ranks_rank1_read_only_catalog_equal_single_process(tiny_workspace, 
         assert w.run("ddp-pl")["status"] == "finished"
     report = check_workspace(ws)
     assert report.ok, report.problems
+
+
+def test_study_under_torchrun_rank1_reads_snapshots_only(tiny_workspace, tmp_path):
+    """The orchestrator (baseline, pseudo-labels, SS student, evaluations) on 2 ranks: the
+    stage decisions are rank 0's, rank 1 opens nothing but the runs' snapshots."""
+    ws = tmp_path / "ws"
+    shutil.copytree(tiny_workspace, ws)
+    sets = SETS + ["study.no_ranker=false", "study.image_oracle=false",
+                   "study.pixel_oracle=false", "study.contrast_variants=[]"]
+    opened = _torchrun(tmp_path, "study", "study", "-w", str(ws), "-c", "tiny", "--quiet",
+                       *[a for s in sets for a in ("--set", s)])
+    runs = {t.split("/runs/")[1].split("/")[0] for t in opened[1]}
+    assert runs == {"baseline", "baseline-pl", "ss"}, opened[1]
+    assert all("mode=ro&immutable=1" in t for t in opened[1])
+    with Workspace.open(ws) as w:
+        assert w.run("study")["status"] == "finished"
+        assert w.run("ss")["status"] == "finished"
+    assert check_workspace(ws).ok
