@@ -171,6 +171,18 @@ def _ranker_choice(workspace: Path, pl_run: str) -> list[str]:
     return student_overrides(choice)
 
 
+def _ranker_choice_on_rank0(args) -> list[str]:
+    """_ranker_choice; under torchrun asked on rank 0 alone and broadcast, so that no other
+    rank opens the live catalog (README, "A workspace on a shared filesystem")."""
+    pl_run = args.pseudolabels or f"{args.teacher}-pl"
+    from training import distributed as D
+
+    if D.env_world() <= 1:
+        return _ranker_choice(args.workspace, pl_run)
+    info, _ = D.init(_config(args).train.device)  # the trainer joins this same group
+    return D.decided_by_main(lambda: _ranker_choice(args.workspace, pl_run), info)
+
+
 def _inference_overrides(args) -> list[str]:
     """Predictions use the model run's own [inference] settings; --set inference.* changes
     them for this command."""
@@ -213,7 +225,7 @@ def cmd_student(args) -> int:
 
     kind = VARIANTS[args.variant]
     if kind != "image-oracle":
-        args.set = _ranker_choice(args.workspace, args.pseudolabels or f"{args.teacher}-pl") + args.set
+        args.set = _ranker_choice_on_rank0(args) + args.set
     cfg = _config(args)
     run = args.run or args.variant
     if cfg.student.iterations > 1:  # rounds: each student is the next teacher

@@ -1,10 +1,10 @@
 """A workspace on a shared filesystem: under torchrun only rank 0 opens the live catalog.
 
-Two gloo ranks on CPU train a 2-step teacher and pseudo-label with it; rank 1 runs with a
-tripwire on sqlite3.connect that refuses anything but a read-only, immutable open, so it
-can only read the catalog snapshots rank 0 wrote (chmod 0444). The prediction files equal
-those of a single-process pseudo-label run array by array, and rank 0 recorded rank 1's
-files in the catalog.
+Two gloo ranks on CPU train a 2-step teacher, pseudo-label with it and train a student;
+rank 1 runs with a tripwire on sqlite3.connect that refuses anything but a read-only,
+immutable open, so it can only read the catalog snapshots rank 0 wrote (chmod 0444). The
+prediction files equal those of a single-process pseudo-label run array by array, and
+rank 0 recorded rank 1's files in the catalog.
 """
 
 from __future__ import annotations
@@ -90,8 +90,11 @@ def test_two_ranks_rank1_read_only_catalog_equal_single_process(tiny_workspace, 
     torchrun("teacher", "teacher", "-w", str(ws), "-c", "tiny", "--run", "t", "--quiet", *sets)
     pseudolabel(ws, "t", "single-pl", quiet=True)
     torchrun("pl", "pseudolabel", "-w", str(ws), "--teacher", "t", "--run", "ddp-pl", "--quiet")
+    # the student looks up the ranker choice made in review: on rank 0 alone
+    torchrun("student", "student", "-w", str(ws), "-c", "tiny", "--teacher", "t",
+             "--pseudolabels", "ddp-pl", "--run", "s", "--quiet", *sets)
 
-    for log, run in (("teacher", "t"), ("pl", "ddp-pl")):
+    for log, run in (("teacher", "t"), ("pl", "ddp-pl"), ("student", "s")):
         snapshot = ws / "runs" / run / SNAPSHOT_NAME
         assert stat.S_IMODE(snapshot.stat().st_mode) == 0o444  # read-only for everyone
         assert not list(snapshot.parent.glob(f"{SNAPSHOT_NAME}-*"))  # no -wal, -shm, -journal
