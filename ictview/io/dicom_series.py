@@ -124,12 +124,32 @@ def _list_files(paths: Iterable[str | Path]) -> tuple[list[str], list[SkippedFil
     return files, missing
 
 
+def header_result(path: str) -> tuple:
+    """One file's header as a picklable result: ("h", FileHeader) or ("s", reason,
+    series_uid, modality) for a file the scan leaves out (what a worker process hands
+    back; a Skip itself would lose its series and modality through pickle)."""
+    try:
+        if os.path.basename(path).upper() == "DICOMDIR":
+            raise Skip("DICOMDIR (media directory), not an image")
+        return ("h", read_file_header(path))
+    except Skip as exc:
+        return ("s", str(exc), exc.series_uid, exc.modality)
+    except Exception as exc:  # last resort: a file must never stop the scan
+        return ("s", one_line(f"unexpected error: {type(exc).__name__}: {exc}"), "", "")
+
+
+HeaderReader = Callable[[list[str]], Iterable[tuple]]
+
+
 def scan(
-    paths: Iterable[str | Path], progress: Callable[[int, int], None] | None = None
+    paths: Iterable[str | Path], progress: Callable[[int, int], None] | None = None,
+    headers: HeaderReader | None = None,
 ) -> ScanResult:
     """Headers of every file under `paths` (files or folders), grouped by SeriesInstanceUID.
 
-    Files the CT reader cannot use are listed in `skipped` with a one-line reason."""
+    Files the CT reader cannot use are listed in `skipped` with a one-line reason.
+    `headers(files)`: header_result of each file, in order (a parallel import reads them
+    in worker processes); default: read here, one by one."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files, skipped = _list_files(paths)
@@ -137,11 +157,12 @@ def scan(
     other_modalities: dict[str, Counter] = {}
     sop_seen: dict[str, str] = {}
     total = len(files)
-    for i, path in enumerate(files):
+    results = headers(files) if headers is not None else map(header_result, files)
+    for i, (path, result) in enumerate(zip(files, results)):
         try:
-            if os.path.basename(path).upper() == "DICOMDIR":
-                raise Skip("DICOMDIR (media directory), not an image")
-            h = read_file_header(path)
+            if result[0] != "h":
+                raise Skip(result[1], result[2], result[3])
+            h = result[1]
             first = sop_seen.get(h.sop_uid)
             if first is not None:
                 raise Skip(f"same SOPInstanceUID as {first}")
@@ -151,8 +172,6 @@ def scan(
             skipped.append(SkippedFile(path, str(exc)))
             if exc.series_uid:
                 other_modalities.setdefault(exc.series_uid, Counter())[exc.modality] += 1
-        except Exception as exc:  # last resort: a file must never stop the scan
-            skipped.append(SkippedFile(path, one_line(f"unexpected error: {type(exc).__name__}: {exc}")))
         if progress is not None:
             progress(i + 1, total)
     series = [_series_header(hs) for hs in groups.values()]

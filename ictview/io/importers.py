@@ -36,6 +36,9 @@ from ictview.store.workspace import NewExam, Workspace, stage_volume, volume_att
 
 Progress = Callable[[int, int, str], None]
 MAX_LISTED = 5  # problems of one kind listed by name before "... and N more"
+# files per task when workers read headers: enough to amortise a task's pickling, small
+# enough that the parent's grouping keeps pace
+HEADER_CHUNK = 64
 
 
 @dataclass
@@ -130,9 +133,14 @@ def import_source(
 
 def _import_locked(ws, sources, opts, progress, jobs, pool, rsna, reads, report) -> ImportReport:
     """import_source under the import lock (the orphan sweep has just run)."""
-    scan = dicom_series.scan(
-        sources, progress=(lambda d, t: progress(d, t, "scanning")) if progress else None
-    )
+    try:
+        scan = dicom_series.scan(
+            sources, progress=(lambda d, t: progress(d, t, "scanning")) if progress else None,
+            headers=_parallel_headers(pool) if pool is not None else None,
+        )
+    except BrokenProcessPool:
+        raise IctviewError(f"{ws.root}: an import worker process died (out of memory or "
+                           "killed) while reading headers: run the import again") from None
     report.skipped_files = [f"{s.path}: {s.reason}" for s in scan.skipped]
     studies = scan.studies()
     if not studies:  # before any catalog row: an empty or foreign folder leaves no site
@@ -334,6 +342,23 @@ def _read_studies(ws: Workspace, ordered, site: str, min_thickness_mm: float, jo
                 Path(fut.result()[1].path).unlink(missing_ok=True)
 
 
+def _parallel_headers(pool: ProcessPoolExecutor):
+    """The scan's header reader for a parallel import: this process reads headers itself
+    until a worker is up (spawning takes a second or two), then the workers read the rest
+    in chunks; results come back in file order either way."""
+
+    def read(files: list[str]):
+        started = getattr(pool, "ictview_started", None)
+        i = 0
+        while i < len(files) and started is not None and not started.done():
+            yield dicom_series.header_result(files[i])
+            i += 1
+        if i < len(files):
+            yield from pool.map(dicom_series.header_result, files[i:], chunksize=HEADER_CHUNK)
+
+    return read
+
+
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
     """The processes of a parallel import; one pool can serve several import_source calls
     (import_synthetic's sites), which saves starting the workers again for each. They
@@ -341,7 +366,7 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor:
     # spawn: no inherited catalog connection, import lock or heartbeat thread in a worker
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                initializer=_worker_init, initargs=(os.getpid(),))
-    pool.submit(os.getpid)
+    pool.ictview_started = pool.submit(os.getpid)  # done once a worker is up
     return pool
 
 

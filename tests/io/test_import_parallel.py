@@ -156,3 +156,33 @@ def test_jobs2_killed_midway_then_rerun_is_consistent(tmp_path):
     assert main(["import", str(src), "--workspace", str(tmp_path / "ref"), "--site", "s",
                  "--role", "test"]) == 0
     _assert_same_arrays(_arrays(tmp_path / "ref"), _arrays(ws))
+
+
+def test_headers_read_by_running_workers_scan_the_same(tmp_path):
+    """With its workers already up, a parallel import reads every header in them: skipped
+    files (not DICOM, a DICOMDIR, a duplicate SOP Instance UID) and series are the same."""
+    import shutil
+
+    from ictview.io.importers import ImportOptions, import_source, worker_pool
+    from ictview.store.workspace import Workspace
+
+    src = write_bench_studies(tmp_path / "dicom", studies=3, slices=5, size=32)
+    (src / "notes.txt").write_text("not a DICOM file")
+    (src / "DICOMDIR").write_bytes(b"\0" * 200)
+    first = sorted((src / "BENCH-0001").iterdir())[0]
+    shutil.copy(first, src / "BENCH-0001" / "copy.dcm")
+    reports = {}
+    pool = worker_pool(2)
+    try:
+        pool.ictview_started.result()
+        for jobs in (1, 2):
+            with Workspace.create(tmp_path / f"ws{jobs}") as ws:
+                reports[jobs] = import_source(ws, [src], ImportOptions("s", "test"), jobs=jobs,
+                                              pool=pool if jobs > 1 else None).to_dict()
+    finally:
+        pool.shutdown(wait=True)
+    assert reports[1] == reports[2]
+    assert len(reports[2]["skipped_files"]) == 3 and len(reports[2]["imported"]) == 3
+    assert any("same SOPInstanceUID" in line for line in reports[2]["skipped_files"])
+    assert _catalog(tmp_path / "ws1") == _catalog(tmp_path / "ws2")
+    _assert_same_arrays(_arrays(tmp_path / "ws1"), _arrays(tmp_path / "ws2"))
