@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "of 24 generated 32-slice 512x512 studies")
     b.add_argument("--jobs", type=_positive_int, nargs="+", default=[1, 2], metavar="N",
                    help="--jobs values to time (default 1 2)")
+    b.add_argument("--studies", type=_positive_int, default=24, metavar="N",
+                   help="generated studies (default 24; not with --synth)")
     b.add_argument("--repeats", type=_positive_int, default=3)
     bsub.add_parser("gui", help="slice change, brush dab and exam opening, offscreen")
     bsub.add_parser("stats", help="Table 1 bootstrap: fast pixel statistics vs exact AP")
@@ -434,7 +436,7 @@ def cmd_bench(args) -> int:
     if args.bench == "import":
         from ictview.io.bench_import import bench_import
 
-        bench_import(args.synth, tuple(args.jobs), args.repeats)
+        bench_import(args.synth, tuple(args.jobs), args.repeats, studies=args.studies)
         return 0
     from ictview.io.bench_cli import run_bench_io
 

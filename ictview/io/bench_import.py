@@ -7,8 +7,9 @@ In one run, on the same DICOM files (page cache warmed by reading every file onc
   read the series the project imported, sort along the normal, rescale, one HDF5 file
   per series. It checks nothing and writes no catalog: the floor a script would reach.
 
-Median of `repeats` runs for each. Prints a table, returns the figures. Not a test:
-nothing here asserts a time.
+Median of `repeats` runs for each, each starting after os.sync() (no dirty pages left by
+the run before). Prints a table, returns the figures. Not a test: nothing here asserts
+a time.
 """
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ def plain_import(files: list[str], wanted: set[str], out: Path) -> tuple[int, li
 def _median_s(fn, repeats: int) -> tuple[float, object]:
     times, value = [], None
     for _ in range(repeats):
+        # outside the timing: write back what earlier runs left dirty, or the next run
+        # pays for the previous one's writes (the order of the rows would decide them)
+        os.sync()
         t0 = time.perf_counter()
         value = fn()
         times.append(time.perf_counter() - t0)
