@@ -74,6 +74,10 @@ def _check_volumes(ws: Workspace, report: CheckReport) -> set[str]:
     for p in sorted((ws.root / "volumes").glob("*.h5")):
         if p.stem not in names:
             report.problems.append(f"{p}: volume file of no exam in the catalog")
+    stale = sorted((ws.root / "volumes").glob(f"*.h5{arrays.TMP_MARK}*"))
+    if stale:  # an import's staged or temporary volumes: never an exam's file
+        report.notes.append(f"{len(stale)} volume temp file(s) (an import in progress, or one "
+                            f"a crash interrupted; the next import removes them), e.g. {stale[0]}")
     report.checked["volumes"] = n
     return names
 
