@@ -361,11 +361,11 @@ def _parallel_headers(pool: ProcessPoolExecutor):
 
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
     """The processes of a parallel import; one pool can serve several import_source calls
-    (import_synthetic's sites), which saves starting the workers again for each. They
-    start now, in the background (Python starts one for the first task, the others as tasks
-    arrive, from the thread that submits them). Create and use it in
-    a thread that outlives the import: on Linux the workers die when the thread that started
-    them ends (PR_SET_PDEATHSIG follows the creating thread, not the process)."""
+    (import_synthetic's sites), which saves starting the workers again for each. The first
+    starts now, in the background, the others as tasks arrive (Python starts them from the
+    thread that submits). Create and use the pool in a thread that outlives the import: on
+    Linux a worker dies when the thread that started it ends (PR_SET_PDEATHSIG follows the
+    creating thread, not the process)."""
     # spawn: no inherited catalog connection, import lock or heartbeat thread in a worker
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                initializer=_worker_init, initargs=(os.getpid(),))
