@@ -65,6 +65,10 @@ def _common(p: argparse.ArgumentParser, workspace: bool = True, config: bool = T
                        help="TOML config: a path or a preset of ictview/resources/configs (paper, tiny)")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override one config key (repeatable), e.g. --set train.epochs=2")
+        p.add_argument("--loader-workers", type=int, default=None, metavar="N",
+                       help="processes reading the workspace ahead of the model (training "
+                       "batches and inference exams; 0: in this process, -1: auto); sets "
+                       "train.loader_workers and inference.loader_workers")
     p.add_argument("--device", default=None,
                    help="auto (CUDA when available), cpu, cuda, cuda:N (default: train.device)")
     p.add_argument("--json-progress", action="store_true",
@@ -332,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--"]:  # left by some launchers (torchrun ... -m training.cli -- teacher)
         argv = argv[1:]
     args = build_parser().parse_args(argv)
+    if getattr(args, "loader_workers", None) is not None:  # as --set, so it is checked
+        n = args.loader_workers
+        args.set = [*args.set, f"train.loader_workers={n}", f"inference.loader_workers={n}"]
     try:
         setup_logging(args)
         log_command("ictview-train", argv)

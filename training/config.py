@@ -103,6 +103,10 @@ class TrainSection:
     val_metric: str = "pixel_ap"  # "pixel_ap" or "exam_auc" on the validation role
     val_max_exams: int = 0  # 0: all validation exams
     torch_threads: int = 0  # 0: torch's default
+    # processes planning, reading and (on a CPU run) rendering batches ahead of the model
+    # (torch DataLoader workers, each opening the workspace read-only); 0: in this process
+    # (a planning thread); -1: up to 8 on CUDA, none on a CPU. Batches are the same either way
+    loader_workers: int = 0
 
 
 @dataclass
@@ -407,6 +411,7 @@ def _validate(cfg: Config, source: str) -> None:
     _need(i.pseudo_store in ("float16", "targets"), source, "inference.pseudo_store",
           "float16 or targets", i.pseudo_store)
     _need(i.loader_workers >= -1, source, "inference.loader_workers", ">= -1", i.loader_workers)
+    _need(t.loader_workers >= -1, source, "train.loader_workers", ">= -1", t.loader_workers)
     for v in cfg.study.contrast_variants:
         _need(v in CONTRAST_VARIANTS, source, "study.contrast_variants",
               f"names from {', '.join(CONTRAST_VARIANTS)}", v)

@@ -47,7 +47,8 @@ from ictview.store.workspace import Workspace
 from training import distributed as D
 from training.checkpoints import atomic_save
 from training.config import Config, save_config
-from training.data.batches import BatchMaker, Group, Prefetcher
+from training.data.batches import BatchMaker, Group, open_feed
+from training.data.exam_loader import auto_workers
 from training.data.exam_cache import ExamCache
 from training.data.sources import (
     cls_prior_weights,
@@ -108,6 +109,40 @@ def set_rng_state(st: dict) -> None:
 
 def _on(flag: str, device: torch.device) -> bool:
     return flag == "on" or (flag == "auto" and device.type == "cuda")
+
+
+@dataclass
+class MakerRecipe:
+    """A run's BatchMaker as a loader process builds it: the trainer class and its plain
+    settings (no model, no open workspace), the workspace folder, the batch geometry and the
+    data fingerprint. Picklable; ``recipe()`` opens the workspace read-only, builds the same
+    sources the training process built, and checks they are the same data."""
+
+    trainer_cls: type
+    state: dict
+    ws_root: Path
+    login: str
+    batch_size: int
+    seed: int
+    windows: tuple
+    rank: int
+    world: int
+    fingerprint: str
+
+    def __call__(self) -> BatchMaker:
+        trainer = object.__new__(self.trainer_cls)  # build_sources reads settings only
+        trainer.__dict__.update(self.state)
+        # kept open for the process's life: sources may read from it lazily
+        self._ws = Workspace.open(self.ws_root, login=self.login, read_only=True)
+        cache = ExamCache(self._ws, trainer.cfg.preprocess)
+        sources, weights = trainer.build_sources(self._ws, cache)
+        if self.fingerprint and fingerprint(sources) != self.fingerprint:
+            raise IctviewError(
+                f"{self.ws_root}: the training data changed while the loader processes "
+                "started (labels or predictions written meanwhile); start the run again"
+            )
+        return BatchMaker(sources, weights, self.batch_size, self.seed, self.windows,
+                          self.rank, self.world)
 
 
 class Trainer:
@@ -193,6 +228,15 @@ class Trainer:
         windows = resolve_windows(self.cfg.model.windows, self.cfg.source)
         return BatchMaker(sources, weights, self.cfg.train.batch_size, self.cfg.train.seed,
                           windows, self.dist.rank, self.dist.world)
+
+    def loader_recipe(self) -> "MakerRecipe":
+        """What a loader process needs to build this run's BatchMaker itself."""
+        plain = (str, int, float, bool, type(None), Path, Config, list, tuple, dict)
+        state = {k: v for k, v in vars(self).items()
+                 if isinstance(v, plain) and k not in ("sources_summary", "best")}
+        return MakerRecipe(type(self), state, self.ws_root, self.ws.login,
+                           self.maker.batch_size, self.maker.seed, self.maker.windows,
+                           self.dist.rank, self.dist.world, self._fingerprint)
 
     def compute_loss(self, group: Group):
         out = self.model(self._to_model(group.images))
@@ -498,16 +542,18 @@ class Trainer:
                 device=str(self.device), world=self.dist.world, amp="bf16" if self.amp else "off",
                 channels_last=self.channels_last, parameters=count_parameters(unwrap(self.model)),
                 sources=self.sources_summary, parent=self.parent, resumed=self.resume,
+                loader_workers=auto_workers(t.loader_workers, self.device.type == "cuda"),
             )
-        prefetch = Prefetcher(self.maker, range(start, total))
+        workers = auto_workers(t.loader_workers, self.device.type == "cuda")
+        feed = open_feed(self.maker, self.loader_recipe() if workers else None,
+                         range(start, total), workers, self.device)
         sums: dict[str, torch.Tensor] = {}
         window_steps, window_t0 = 0, time.perf_counter()
         last_good = start
         saved = False
         try:
             for step in range(start, total):
-                raw = prefetch.get()
-                groups = self.maker.render(raw, self.device)
+                groups = feed.next(step)
                 terms = self.train_step(groups)
                 self.step = step + 1
                 for k, v in terms.items():
@@ -561,7 +607,7 @@ class Trainer:
                                        message="stopped on request; continue with --resume")
                     return FitResult("interrupted", self.step, self.run_dir, self.best)
         finally:
-            prefetch.close()
+            feed.close()
         self.calibrate()
         if not saved or self.calibration is not None:
             self.save_checkpoint("latest")

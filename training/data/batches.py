@@ -93,6 +93,18 @@ class RawBatch:
 
 
 @dataclass
+class Gathered:
+    """One shape group of a batch as stored (before rendering): the slices, label maps and
+    per-sample targets its samples read. Plain numpy: cheap to send from a loader process."""
+
+    members: list[RawSample]
+    hu: np.ndarray  # (n, y, x) int16, brain-masked
+    labels: np.ndarray  # (n, y, x) uint8
+    cls: list[float]  # -1 = from pixels
+    no_pixels: list[bool]  # True: no pixel loss from this sample's source
+
+
+@dataclass
 class Group:
     """Samples of one batch that share an output shape (one forward pass)."""
 
@@ -148,19 +160,33 @@ class BatchMaker:
         counts = [comp.count(j) for j in range(len(self.sources))]
         return RawBatch(step, samples, counts)
 
-    def render(self, raw: RawBatch, device: torch.device | str = "cpu") -> list[Group]:
-        """Windows + augmentation on ``device``; samples grouped by input and output shape."""
+    def gather(self, raw: RawBatch) -> list[Gathered]:
+        """The stored arrays of each shape group of a batch: what a loader process reads."""
         keys: dict[tuple, list[RawSample]] = {}
         for s in raw.samples:
             hu = self.sources[s.source].hu[s.exam]
             key = (hu.shape[1:], len(s.plan.src_y), len(s.plan.src_x))
             keys.setdefault(key, []).append(s)
-        groups = []
+        out = []
         for members in keys.values():
             hu = np.stack([self.sources[s.source].hu[s.exam][s.slice] for s in members])
             lab = np.stack([self.sources[s.source].labels[s.exam][s.slice] for s in members])
-            hu_t = torch.from_numpy(hu).to(device, non_blocking=True)
-            lab_t = torch.from_numpy(lab).to(device, non_blocking=True)
+            cls = []
+            for s in members:
+                t = self.sources[s.source].cls_target
+                cls.append(-1.0 if t is None else float(t[s.exam][s.slice]))
+            no_pixels = [not self.sources[s.source].pixel_loss for s in members]
+            out.append(Gathered(members, hu, lab, cls, no_pixels))
+        return out
+
+    def render_gathered(self, gathered: Sequence[Gathered],
+                        device: torch.device | str = "cpu") -> list[Group]:
+        """Windows + augmentation of gathered arrays on ``device`` (needs no source data)."""
+        groups = []
+        for g in gathered:
+            members = g.members
+            hu_t = torch.from_numpy(g.hu).to(device, non_blocking=True)
+            lab_t = torch.from_numpy(g.labels).to(device, non_blocking=True)
             plans = [s.plan for s in members]
             geometry_only = [replace(p, contrast_kind=CONTRAST_NONE, contrast_param=1.0)
                              for p in plans]
@@ -170,20 +196,19 @@ class BatchMaker:
             kind = torch.tensor([p.contrast_kind for p in plans])
             param = torch.tensor([p.contrast_param for p in plans], dtype=torch.float32)
             images = apply_contrast(images, kind, param)
-            no_pixels = torch.tensor([not self.sources[s.source].pixel_loss for s in members],
-                                     device=labels.device)
+            no_pixels = torch.tensor(g.no_pixels, device=labels.device)
             if no_pixels.any():
                 labels = torch.where(no_pixels[:, None, None], torch.full_like(labels, IGNORE),
                                      labels)
-            cls = []
-            for s in members:
-                t = self.sources[s.source].cls_target
-                cls.append(-1.0 if t is None else float(t[s.exam][s.slice]))
             groups.append(Group(
-                images, labels, torch.tensor(cls, dtype=torch.float32, device=device),
+                images, labels, torch.tensor(g.cls, dtype=torch.float32, device=device),
                 torch.tensor([s.source for s in members], dtype=torch.int64, device=device),
             ))
         return groups
+
+    def render(self, raw: RawBatch, device: torch.device | str = "cpu") -> list[Group]:
+        """Windows + augmentation on ``device``; samples grouped by input and output shape."""
+        return self.render_gathered(self.gather(raw), device)
 
     def batch(self, step: int, device: torch.device | str = "cpu") -> list[Group]:
         return self.render(self.raw(step), device)
@@ -227,3 +252,110 @@ class Prefetcher:
         self._stop.set()
         self._thread.join(timeout=5)
 
+
+
+class InProcessFeed:
+    """``loader_workers = 0``: planning in the prefetch thread, reading and rendering in the
+    training process (the path without loader processes)."""
+
+    workers = 0
+
+    def __init__(self, maker: BatchMaker, steps: Iterable[int], device: torch.device | str):
+        self.maker, self.device = maker, device
+        self._prefetch = Prefetcher(maker, steps)
+
+    def next(self, step: int) -> list[Group]:
+        raw = self._prefetch.get()
+        return self.maker.render(raw, self.device)
+
+    def close(self) -> None:
+        self._prefetch.close()
+
+
+def _identity(x):
+    return x
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Item i = the batch of ``steps[i]``, made in a loader process by a BatchMaker that the
+    process builds itself with ``build()`` (it opens the workspace read-only: no open HDF5 or
+    SQLite handle crosses a process boundary). A batch is a function of (seed, step) only, so
+    which process makes it changes nothing.
+
+    ``render``: True renders on the CPU in the loader process (a CPU run: the windows and
+    the augmentation leave the training process); False sends the gathered slices and the
+    training process renders them on its device (CUDA)."""
+
+    def __init__(self, build, steps: Sequence[int], render: bool):
+        self.build, self.steps, self.render = build, list(steps), render
+        self._maker: BatchMaker | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i: int):
+        from ictview.errors import read_error
+
+        step = self.steps[i]
+        try:
+            if self._maker is None:
+                self._maker = self.build()
+            raw = self._maker.raw(step)
+            gathered = self._maker.gather(raw)
+            if self.render:
+                return step, "groups", self._maker.render_gathered(gathered, "cpu")
+            return step, "gathered", gathered
+        except Exception as e:
+            # the one-line reason, not the DataLoader's re-raised traceback text: a damaged
+            # file or a changed workspace is bad input, reported as such by the CLI
+            known = read_error(e)
+            if known is None:
+                raise
+            return step, "error", str(known).splitlines()[0] if str(known) else type(e).__name__
+
+
+class LoaderFeed:
+    """``loader_workers = N > 0``: batches planned, read and (on a CPU run) rendered in N
+    torch DataLoader processes, in step order, ``depth`` batches ahead per process.
+
+    Processes are spawned, not forked: a fork would inherit the training process's open
+    HDF5 files and SQLite connection, which neither library supports across processes.
+    Each loader process uses one torch thread (the DataLoader's setting); rendering is the
+    same elementwise and grid-sampling arithmetic as in the training process, so on a CPU
+    the batches are bit-identical to ``InProcessFeed``'s when the training process also uses
+    one thread (with more threads torch's vectorised kernels may round a few pixels
+    differently)."""
+
+    def __init__(self, build, maker: BatchMaker, steps: Iterable[int], workers: int,
+                 device: torch.device | str, depth: int = 2):
+        self.maker, self.device, self.workers = maker, torch.device(device), workers
+        render = self.device.type == "cpu"
+        self._loader = torch.utils.data.DataLoader(
+            _StepBatches(build, list(steps), render), batch_size=None, shuffle=False,
+            num_workers=workers, collate_fn=_identity, prefetch_factor=depth,
+            multiprocessing_context="spawn",
+        )
+        self._it = iter(self._loader)
+
+    def next(self, step: int) -> list[Group]:
+        got, kind, payload = next(self._it)
+        if kind == "error":
+            raise IctviewError(payload)
+        if got != step:  # the order is the DataLoader's contract; a slip would be silent
+            raise RuntimeError(f"loader returned step {got}, expected {step}")
+        if kind == "gathered":
+            return self.maker.render_gathered(payload, self.device)
+        return payload
+
+    def close(self) -> None:
+        it, self._it = self._it, None
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+
+
+def open_feed(maker: BatchMaker, build, steps: Iterable[int], workers: int,
+              device: torch.device | str):
+    """The batches of ``steps``: in this process (``workers`` = 0) or from loader processes."""
+    if workers <= 0:
+        return InProcessFeed(maker, steps, device)
+    return LoaderFeed(build, maker, steps, workers, device)
