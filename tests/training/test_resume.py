@@ -38,9 +38,10 @@ def _cmd(ws: Path, run: str, *extra: str) -> list[str]:
             *ARGS, *extra]
 
 
-def _start_and_signal(ws: Path, run: str, sig: int, min_step: int) -> subprocess.Popen:
+def _start_and_signal(ws: Path, run: str, sig: int, min_step: int,
+                      *extra: str) -> subprocess.Popen:
     """Start a run and send ``sig`` once a checkpoint at >= min_step is on disk."""
-    proc = subprocess.Popen(_cmd(ws, run, "--json-progress"), cwd=REPO, env=_env(),
+    proc = subprocess.Popen(_cmd(ws, run, "--json-progress", *extra), cwd=REPO, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = ws / "runs" / run / "progress.jsonl"
     deadline = time.monotonic() + 120
@@ -113,3 +114,31 @@ def test_sigterm_saves_a_checkpoint_and_exits_75(ws: Path) -> None:
                            text=True, timeout=300)
     assert again.returncode == 1 and "--resume" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_resume_with_loader_processes_is_bit_identical_to_the_in_process_run(ws: Path) -> None:
+    """Two loader processes (spawned, each opening the workspace read-only): killed after a
+    checkpoint and resumed, every step's loss equals the run without loader processes."""
+    ref = subprocess.run(_cmd(ws, "inproc", "--json-progress", "--loader-workers", "0"),
+                         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    ref_events = [json.loads(x) for x in ref.stdout.splitlines()]
+    assert ref_events[0]["loader_workers"] == 0
+    reference = _losses(ref_events)
+
+    proc = _start_and_signal(ws, "workers", signal.SIGKILL, 3, "--loader-workers", "2")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, "killed before the end (40 steps)"
+    before = _losses([json.loads(x) for x in out.splitlines()])
+    assert before and all(before[k] == reference[k] for k in before)
+    resumed = subprocess.run(_cmd(ws, "workers", "--resume", "--json-progress",
+                                  "--loader-workers", "2"),
+                             cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(x) for x in resumed.stdout.splitlines()]
+    start = events[0]
+    assert start["resumed"] and start["step"] >= 3 and start["loader_workers"] == 2
+    after = _losses(events)
+    assert min(after) == start["step"] + 1 and max(after) == 40
+    assert all(after[k] == reference[k] for k in after)
