@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -150,34 +151,50 @@ def _bench_workspace(path: Path | None) -> tuple[Path, tempfile.TemporaryDirecto
     return root / "ws", tmp
 
 
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
 def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch.device,
-               v: Variant, seconds: float) -> dict:
-    """Training patches/s and pseudo-labeling slices/s through the real pipeline."""
+               v: Variant, seconds: float, loader_workers: tuple[int, ...] = (0,),
+               rounds: int = 3) -> dict:
+    """Training patches/s fed by the real pipeline, for each number of loader processes,
+    against the same steps on batches already in memory (compute only), interleaved; then
+    pseudo-labeling slices/s as ``ictview-train pseudolabel`` runs it.
+
+    Compute only and each end-to-end setting take turns for ``rounds`` rounds of
+    ``seconds`` each, and the ratio is the median of each round's end-to-end / compute-only
+    ratio: on a machine shared with other work the rates drift by several times within a
+    minute, and turns a few seconds apart see the same load. The compute-only batches are
+    real rendered batches (8 of them, cycled), so data-dependent arithmetic costs (denormal
+    floats, say) are the same on both sides."""
     from ictview.store import arrays
     from ictview.store.workspace import Workspace
     from training.config import Config, InferenceSection, ModelSection
-    from training.data.batches import BatchMaker, Prefetcher
+    from training.data.batches import BatchMaker, open_feed
     from training.data.exam_cache import ExamCache
     from training.data.exam_loader import auto_workers, iter_masked
-    from training.data.sources import labeled_source
+    from training.data.sources import fingerprint, labeled_source
     from training.inference import Predictor
+    from training.trainer import MakerRecipe, Trainer
     from training.windows import DEFAULT_WINDOWS
 
     cfg = Config(model=replace(ModelSection(), width=width))
     cfg.augment = replace(cfg.augment, crop=crop)
-    out = {}
+    out: dict = {}
     with Workspace.open(ws_root) as ws:
         cache = ExamCache(ws, cfg.preprocess)
         src = labeled_source(ws, cache, cfg)
         maker = BatchMaker([src], [1.0], batch, 0, DEFAULT_WINDOWS)
+        recipe = MakerRecipe(Trainer, {"cfg": cfg}, Path(ws_root), ws.login, batch, 0,
+                             DEFAULT_WINDOWS, 0, 1, fingerprint([src]))
         model = _model(width, device, v)
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         step_model = torch.compile(model) if v.compile else model
-        steps = 10**6
-        pf = Prefetcher(maker, range(steps))
 
-        def step():
-            groups = maker.render(pf.get(), device)
+        def train_on(groups):
             opt.zero_grad(set_to_none=True)
             with _autocast(device, v.amp):
                 loss = 0.0
@@ -190,10 +207,44 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
             loss.backward()
             opt.step()
 
+        held = [maker.render(maker.raw(10**7 + k), device) for k in range(8)]
+        modes: dict = {"compute": None}
+        feeds = {}
         try:
-            out["train_patches_per_s"] = batch / _timed(step, device, seconds)
+            for n in loader_workers:
+                feeds[n] = open_feed(maker, recipe, range(10**6), n, device)
+                modes[n] = feeds[n]
+            counters = {k: 0 for k in modes}
+
+            def stepper(k):
+                def step():
+                    i = counters[k]
+                    counters[k] += 1
+                    train_on(held[i % len(held)] if k == "compute" else modes[k].next(i))
+                return step
+
+            rates: dict = {k: [] for k in modes}
+            for k in modes:  # warm-up: loader processes start and fill their queues
+                _timed(stepper(k), device, 0.0, warmup=2, min_iters=1)
+            for _ in range(rounds):
+                for k in modes:
+                    rates[k].append(batch / _timed(stepper(k), device, seconds, warmup=0))
         finally:
-            pf.close()
+            for f in feeds.values():
+                f.close()
+        compute = rates["compute"]
+        per = {}
+        for n in loader_workers:
+            ratios = [e / c for e, c in zip(rates[n], compute)]
+            per[n] = {"patches_per_s": _median(rates[n]), "ratio": _median(ratios),
+                      "ratios": ratios}
+        best = max(loader_workers, key=lambda n: per[n]["ratio"])
+        out["train_compute_only_patches_per_s"] = _median(compute)
+        out["train_by_loader_workers"] = {str(n): r for n, r in per.items()}
+        out["train_loader_workers"] = best
+        out["train_patches_per_s"] = per[best]["patches_per_s"]
+        out["train_ratio_end_to_end_over_compute"] = per[best]["ratio"]
+        out["rounds"] = rounds
         out["train_slice_size"] = list(src.hu[0].shape[1:])
 
         predictor = Predictor(model.eval(), DEFAULT_WINDOWS, cfg.preprocess,
@@ -224,8 +275,11 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
 
 
 def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | None = None,
-              workspace: Path | None = None, log=print, sizes: tuple | None = None) -> dict:
-    """``sizes`` = (width, train size, inference size, batch) overrides the defaults (tests)."""
+              workspace: Path | None = None, log=print, sizes: tuple | None = None,
+              loader_workers: tuple[int, ...] | None = None, rounds: int = 3) -> dict:
+    """``sizes`` = (width, train size, inference size, batch) overrides the defaults (tests).
+    ``loader_workers``: the numbers of loader processes measured end to end (default 0, 1
+    and 2 on a CPU; 0 and the CUDA default on CUDA)."""
     device = resolve_device(device_pref)
     on_cuda = device.type == "cuda"
     full = full or on_cuda
@@ -295,27 +349,60 @@ def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | No
     log(f"  ratio tuned / reference: training x{ratio['train_patches_per_s']:.2f}, "
         f"inference x{ratio['infer_slices_per_s']:.2f}")
 
+    if loader_workers is None:
+        from training.data.exam_loader import auto_workers
+
+        loader_workers = (0, auto_workers(-1, True)) if on_cuda else (0, 1, 2)
+    loader_workers = tuple(dict.fromkeys(loader_workers))
     ws, tmp = _bench_workspace(workspace)
     try:
-        e2e = end_to_end(ws, width, train_size, batch, device, tuned_v, seconds)
+        e2e = end_to_end(ws, width, train_size, batch, device, tuned_v, seconds,
+                         loader_workers, rounds)
     finally:
         if tmp is not None:
             tmp.cleanup()
     results["end_to_end"] = e2e
-    log(f"  end to end ({'given workspace' if workspace else 'synthetic tiny workspace'}, "
-        f"slices {e2e['train_slice_size'][0]}x{e2e['train_slice_size'][1]}, tuned): "
-        f"training {e2e['train_patches_per_s']:.1f} patches/s, "
-        f"pseudo-labeling {e2e['pseudolabel_slices_per_s']:.1f} slices/s "
+    load = _load_average()
+    results["load_average"] = load
+    where = "given workspace" if workspace else "synthetic tiny workspace"
+    log(f"  end to end ({where}, slices {e2e['train_slice_size'][0]}x"
+        f"{e2e['train_slice_size'][1]}, tuned, {rounds} interleaved rounds of {seconds:g} s, "
+        f"medians; load average {load}):")
+    log(f"    training, compute only (rendered batches held in memory): "
+        f"{e2e['train_compute_only_patches_per_s']:.1f} patches/s")
+    for n, r in e2e["train_by_loader_workers"].items():
+        log(f"    training from the workspace, {n} loader processes: "
+            f"{r['patches_per_s']:.1f} patches/s = {100 * r['ratio']:.1f} % of compute only "
+            f"(rounds: {', '.join(f'{100 * x:.0f} %' for x in r['ratios'])})")
+    log(f"    best: {e2e['train_loader_workers']} loader processes, "
+        f"{100 * e2e['train_ratio_end_to_end_over_compute']:.1f} % of compute only "
+        f"(goal >= 95 %)")
+    log(f"    pseudo-labeling {e2e['pseudolabel_slices_per_s']:.1f} slices/s "
         f"({e2e['pseudolabel_exams']} exams, {e2e['loader_workers']} loader processes)")
     return results
 
 
+def _load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def main_bench(args) -> int:
+    from ictview.errors import IctviewError
+
+    if args.rounds < 1:
+        raise IctviewError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.loader_workers and min(args.loader_workers) < 0:
+        raise IctviewError(f"--loader-workers must be >= 0, got {args.loader_workers}")
     if args.threads:
         torch.set_num_threads(args.threads)
     quiet = args.json
     res = run_bench(args.device, args.full, args.seconds, args.workspace,
-                    log=(lambda *_: None) if quiet else print)
+                    log=(lambda *_: None) if quiet else print,
+                    loader_workers=tuple(args.loader_workers) if args.loader_workers else None,
+                    rounds=args.rounds)
     if args.json:
         json.dump(res, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time per measurement (default 10 on CUDA, 3 on CPU)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default: torch's choice, one per core)")
+    p.add_argument("--loader-workers", type=int, nargs="+", default=None, metavar="N",
+                   help="numbers of loader processes to measure end to end "
+                   "(default 0 1 2 on a CPU)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds of compute-only and end-to-end training (default 3)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
     from ictview.stats.report_cli import add_report_parser
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--"]:  # left by some launchers (torchrun ... -m training.cli -- teacher)
         argv = argv[1:]
     args = build_parser().parse_args(argv)
-    if getattr(args, "loader_workers", None) is not None:  # as --set, so it is checked
+    if hasattr(args, "set") and args.loader_workers is not None:  # as --set: checked too
         n = args.loader_workers
         args.set = [*args.set, f"train.loader_workers={n}", f"inference.loader_workers={n}"]
     try:

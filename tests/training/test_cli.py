@@ -92,7 +92,7 @@ def test_bench_reports_reference_tuned_ratio_and_end_to_end(tiny_workspace) -> N
 
     lines: list[str] = []
     res = run_bench("cpu", seconds=0.01, workspace=tiny_workspace, log=lines.append,
-                    sizes=(0.0625, 32, 64, 4))
+                    sizes=(0.0625, 32, 64, 4), loader_workers=(0, 1), rounds=2)
     assert res["variants"]["reference"]["config"] == "fp32, NCHW, eager"
     for key in ("train_patches_per_s", "infer_slices_per_s"):
         assert res["variants"]["tuned"][key] > 0
@@ -100,5 +100,11 @@ def test_bench_reports_reference_tuned_ratio_and_end_to_end(tiny_workspace) -> N
             res["variants"]["tuned"][key] / res["variants"]["reference"][key])
     assert res["end_to_end"]["train_patches_per_s"] > 0
     assert res["end_to_end"]["pseudolabel_slices_per_s"] > 0
+    e2e = res["end_to_end"]
+    assert set(e2e["train_by_loader_workers"]) == {"0", "1"}
+    for r in e2e["train_by_loader_workers"].values():
+        assert r["patches_per_s"] > 0 and r["ratio"] > 0 and len(r["ratios"]) == 2
+    assert e2e["train_loader_workers"] in (0, 1) and e2e["train_compute_only_patches_per_s"] > 0
+    assert any("% of compute only" in line for line in lines)
     assert any("ratio tuned / reference" in line for line in lines)
     assert "fastest here" in res["tuned_choice"]
