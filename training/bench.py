@@ -158,16 +158,18 @@ def _median(xs: list[float]) -> float:
 
 
 def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch.device,
-               v: Variant, seconds: float, loader_workers: tuple[int, ...] = (0,),
-               rounds: int = 3) -> dict:
+               v: Variant, burst: float, loader_workers: tuple[int, ...] = (0,),
+               rounds: int = 8) -> dict:
     """Training patches/s fed by the real pipeline, for each number of loader processes,
     against the same steps on batches already in memory (compute only), interleaved; then
     pseudo-labeling slices/s as ``ictview-train pseudolabel`` runs it.
 
-    Compute only and each end-to-end setting take turns for ``rounds`` rounds of
-    ``seconds`` each, and the ratio is the median of each round's end-to-end / compute-only
+    Compute only and each end-to-end setting take turns for ``rounds`` rounds of ``burst``
+    seconds each, and the ratio is the median of each round's end-to-end / compute-only
     ratio: on a machine shared with other work the rates drift by several times within a
-    minute, and turns a few seconds apart see the same load. The compute-only batches are
+    minute, and turns a second or two apart see about the same load. Before each
+    end-to-end turn the batches its loader made ahead (during the other turns) are taken
+    untimed, so a turn pays for every batch it trains on. The compute-only batches are
     real rendered batches (8 of them, cycled), so data-dependent arithmetic costs (denormal
     floats, say) are the same on both sides."""
     from ictview.store import arrays
@@ -216,19 +218,39 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
                 modes[n] = feeds[n]
             counters = {k: 0 for k in modes}
 
-            def stepper(k):
-                def step():
+            waited = {k: 0.0 for k in modes}
+
+            def run(k, n):
+                for _ in range(n):
                     i = counters[k]
                     counters[k] += 1
-                    train_on(held[i % len(held)] if k == "compute" else modes[k].next(i))
-                return step
+                    t = time.perf_counter()
+                    groups = held[i % len(held)] if k == "compute" else modes[k].next(i)
+                    waited[k] += time.perf_counter() - t
+                    train_on(groups)
 
-            rates: dict = {k: [] for k in modes}
+            def drain(k):  # batches made during the other turns would come for free
+                if k != "compute":
+                    for _ in range(modes[k].ahead):
+                        modes[k].next(counters[k])
+                        counters[k] += 1
+
             for k in modes:  # warm-up: loader processes start and fill their queues
-                _timed(stepper(k), device, 0.0, warmup=2, min_iters=1)
+                run(k, 2)
+            rates: dict = {k: [] for k in modes}
+            spent = {k: 0.0 for k in modes}
+            waited = {k: 0.0 for k in modes}
             for _ in range(rounds):
                 for k in modes:
-                    rates[k].append(batch / _timed(stepper(k), device, seconds, warmup=0))
+                    drain(k)
+                    _sync(device)
+                    n, t0 = 0, time.perf_counter()
+                    while n < 2 or time.perf_counter() - t0 < burst:
+                        run(k, 1)
+                        n += 1
+                    _sync(device)
+                    spent[k] += time.perf_counter() - t0
+                    rates[k].append(n * batch / (time.perf_counter() - t0))
         finally:
             for f in feeds.values():
                 f.close()
@@ -236,8 +258,10 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
         per = {}
         for n in loader_workers:
             ratios = [e / c for e, c in zip(rates[n], compute)]
+            # the training process's time spent getting batches (reading, rendering,
+            # or waiting for a loader process): the loader's share of a step
             per[n] = {"patches_per_s": _median(rates[n]), "ratio": _median(ratios),
-                      "ratios": ratios}
+                      "ratios": ratios, "batch_wait_fraction": waited[n] / spent[n]}
         best = max(loader_workers, key=lambda n: per[n]["ratio"])
         out["train_compute_only_patches_per_s"] = _median(compute)
         out["train_by_loader_workers"] = {str(n): r for n, r in per.items()}
@@ -263,7 +287,7 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
                 arrays.write_prediction(tmpdir / f"{name}.h5", pred)
                 n += pred.prob.shape[0]
                 i += 1
-                if time.perf_counter() - t0 > seconds and i >= 2:
+                if time.perf_counter() - t0 > 2 * burst and i >= 2:
                     break
             _sync(device)
             out["pseudolabel_slices_per_s"] = n / (time.perf_counter() - t0)
@@ -276,7 +300,7 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
 
 def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | None = None,
               workspace: Path | None = None, log=print, sizes: tuple | None = None,
-              loader_workers: tuple[int, ...] | None = None, rounds: int = 3) -> dict:
+              loader_workers: tuple[int, ...] | None = None, rounds: int = 8) -> dict:
     """``sizes`` = (width, train size, inference size, batch) overrides the defaults (tests).
     ``loader_workers``: the numbers of loader processes measured end to end (default 0, 1
     and 2 on a CPU; 0 and the CUDA default on CUDA)."""
@@ -356,7 +380,7 @@ def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | No
     loader_workers = tuple(dict.fromkeys(loader_workers))
     ws, tmp = _bench_workspace(workspace)
     try:
-        e2e = end_to_end(ws, width, train_size, batch, device, tuned_v, seconds,
+        e2e = end_to_end(ws, width, train_size, batch, device, tuned_v, seconds / 2,
                          loader_workers, rounds)
     finally:
         if tmp is not None:
@@ -366,13 +390,14 @@ def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | No
     results["load_average"] = load
     where = "given workspace" if workspace else "synthetic tiny workspace"
     log(f"  end to end ({where}, slices {e2e['train_slice_size'][0]}x"
-        f"{e2e['train_slice_size'][1]}, tuned, {rounds} interleaved rounds of {seconds:g} s, "
+        f"{e2e['train_slice_size'][1]}, tuned, {rounds} interleaved rounds of {seconds / 2:g} s, "
         f"medians; load average {load}):")
     log(f"    training, compute only (rendered batches held in memory): "
         f"{e2e['train_compute_only_patches_per_s']:.1f} patches/s")
     for n, r in e2e["train_by_loader_workers"].items():
         log(f"    training from the workspace, {n} loader processes: "
-            f"{r['patches_per_s']:.1f} patches/s = {100 * r['ratio']:.1f} % of compute only "
+            f"{r['patches_per_s']:.1f} patches/s = {100 * r['ratio']:.1f} % of compute only, "
+            f"{100 * r['batch_wait_fraction']:.1f} % of the time getting batches "
             f"(rounds: {', '.join(f'{100 * x:.0f} %' for x in r['ratios'])})")
     log(f"    best: {e2e['train_loader_workers']} loader processes, "
         f"{100 * e2e['train_ratio_end_to_end_over_compute']:.1f} % of compute only "

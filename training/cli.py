@@ -139,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loader-workers", type=int, nargs="+", default=None, metavar="N",
                    help="numbers of loader processes to measure end to end "
                    "(default 0 1 2 on a CPU)")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="interleaved rounds of compute-only and end-to-end training (default 3)")
+    p.add_argument("--rounds", type=int, default=8,
+                   help="interleaved rounds of compute-only and end-to-end training, "
+                   "seconds / 2 each (default 8)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
     from ictview.stats.report_cli import add_report_parser

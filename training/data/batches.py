@@ -260,9 +260,11 @@ class InProcessFeed:
 
     workers = 0
 
-    def __init__(self, maker: BatchMaker, steps: Iterable[int], device: torch.device | str):
+    def __init__(self, maker: BatchMaker, steps: Iterable[int], device: torch.device | str,
+                 depth: int = 4):
         self.maker, self.device = maker, device
-        self._prefetch = Prefetcher(maker, steps)
+        self.ahead = depth + 1  # queued + the one the thread holds while the queue is full
+        self._prefetch = Prefetcher(maker, steps, depth)
 
     def next(self, step: int) -> list[Group]:
         raw = self._prefetch.get()
@@ -329,6 +331,7 @@ class LoaderFeed:
     def __init__(self, build, maker: BatchMaker, steps: Iterable[int], workers: int,
                  device: torch.device | str, depth: int = 2):
         self.maker, self.device, self.workers = maker, torch.device(device), workers
+        self.ahead = depth * workers  # batches requested from the processes at any time
         render = self.device.type == "cpu"
         self._loader = torch.utils.data.DataLoader(
             _StepBatches(build, list(steps), render), batch_size=None, shuffle=False,
