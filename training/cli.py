@@ -8,7 +8,8 @@
     ictview-train finetune    --workspace WS --from RUN --labelsets rater-x [--run RUN-ft]
     ictview-train study       --workspace WS [--config paper]
     ictview-train report      --workspace WS --out DIR [--runs RUN ...]   (default: every model run)
-    ictview-train bench       [--workspace WS] [--device auto] [--quick]
+    ictview-train bench       [--workspace WS] [--device auto] [--loader-workers N ...]
+    ictview-train bench scale --exams N1 N2 ... [--cache DIR] [--config cpu-study]
 
 Options everywhere: ``--json-progress`` (one JSON object per line on stdout), ``--device``.
 Training commands: ``--resume`` continues a stopped run from its latest checkpoint.
@@ -126,7 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--prefix", default=None, help="prefix of every run name")
 
-    p = sub.add_parser("bench", help="training patches/s and inference slices/s")
+    p = sub.add_parser("bench", help="training patches/s and inference slices/s; "
+                       "'bench scale': memory, disk and time per slice as the workspace grows")
+    p.add_argument("what", nargs="?", choices=("scale",), default=None,
+                   help="scale: the scale benchmark (training/bench_scale.py)")
+    p.add_argument("--exams", type=int, nargs="+", default=None, metavar="N",
+                   help="(scale) workspace sizes in exams, e.g. --exams 100 2000")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="(scale) folder keeping the built workspaces "
+                   "(default ~/.cache/ictview/bench-scale)")
+    p.add_argument("--config", "-c", default=None,
+                   help="(scale) training config of every phase (default cpu-study)")
+    p.add_argument("--steps", type=int, default=20,
+                   help="(scale) steps of the teacher and student epochs (default 20)")
+    p.add_argument("--seed-workspace", type=Path, default=None,
+                   help="(scale) workspace whose exams are copied (default: the tiny "
+                   "synthetic study, built once into the cache)")
     p.add_argument("--workspace", "-w", type=Path, default=None,
                    help="workspace for the end-to-end rates (default: a small synthetic one)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -321,6 +337,12 @@ def cmd_study(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "scale":
+        from training.bench_scale import main_scale
+
+        return main_scale(args)
+    if args.exams:
+        raise IctviewError("--exams is an option of 'ictview-train bench scale'")
     from training.bench import main_bench
 
     return main_bench(args)
