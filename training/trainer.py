@@ -18,6 +18,13 @@ needs, and the data fingerprint. Files are written to a temporary name and renam
 at any moment leaves the previous checkpoint whole. ``resume=True`` loads ``latest.pt`` and
 continues the same run: the same batches, the same next-step loss as if never stopped.
 
+Loader processes (``train.loader_workers`` = N > 0, ``--loader-workers N``): batches are
+planned, read and (on a CPU run) rendered in N torch DataLoader processes, spawned, each
+building the run's sources itself from a read-only workspace (``MakerRecipe``: the trainer
+class and its plain settings; no open file or database crosses a process boundary) and
+checking they are the data the training process fingerprinted. Batch s is still a function
+of (seed, s), so a resumed run and a run without loader processes see the same batches.
+
 Stopping: SIGTERM / SIGINT -> checkpoint at the next step boundary, status "interrupted",
 ``fit`` returns (the CLI exits with EXIT_INTERRUPTED = 75, "try again": resume with
 ``--resume``). A NaN / inf loss -> ``NonFiniteLoss`` (CLI exit 3), no checkpoint is written
