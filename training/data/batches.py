@@ -266,6 +266,9 @@ class InProcessFeed:
         self.ahead = depth + 1  # queued + the one the thread holds while the queue is full
         self._prefetch = Prefetcher(maker, steps, depth)
 
+    def pids(self) -> list[int]:
+        return []  # the planning thread's CPU time is this process's
+
     def next(self, step: int) -> list[Group]:
         raw = self._prefetch.get()
         return self.maker.render(raw, self.device)
@@ -349,6 +352,11 @@ class LoaderFeed:
         if kind == "gathered":
             return self.maker.render_gathered(payload, self.device)
         return payload
+
+    def pids(self) -> list[int]:
+        """The loader processes' ids (benchmarks account their CPU time)."""
+        workers = getattr(self._it, "_workers", None) or []
+        return [w.pid for w in workers if w.pid is not None]
 
     def close(self) -> None:
         it, self._it = self._it, None
