@@ -92,6 +92,10 @@ def sample_contrast(
 
 def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) in [0, 1] with per-image kind and parameter (N,) -> the formulas above."""
+    if not bool(((kind == CONTRAST_POWER) | (kind == CONTRAST_LOG)).any()):
+        # no contrast in the whole batch (the HU pass of rendering always): the image as the
+        # formulas below would give it, without computing a power and a log of every pixel
+        return image
     k = kind.to(image.device).view(-1, 1, 1, 1)
     p = param.to(image.device, image.dtype).view(-1, 1, 1, 1)
     x = image.clamp(min=0.0)  # interpolation can leave -1e-8: keep pow real
