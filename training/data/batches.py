@@ -281,6 +281,34 @@ def _identity(x):
     return x
 
 
+def _pack(t: torch.Tensor) -> tuple[np.ndarray, list[int]]:
+    """A CPU tensor as a numpy array in its memory order + the permutation back.
+
+    Sent by value through the DataLoader's pipe: torch's own tensor sharing passes a file
+    descriptor per tensor over a socket, several milliseconds a batch here. The permutation
+    keeps the tensor's strides (a rendered batch is a channel-major view), so the training
+    process gets the very layout an in-process render has."""
+    order = sorted(range(t.dim()), key=lambda d: (-t.stride(d), d))
+    return t.permute(order).contiguous().numpy(), order
+
+
+def _unpack(packed: tuple[np.ndarray, list[int]]) -> torch.Tensor:
+    arr, order = packed
+    inverse = [0] * len(order)
+    for i, d in enumerate(order):
+        inverse[d] = i
+    return torch.from_numpy(arr).permute(inverse)
+
+
+def _pack_groups(groups: list[Group]) -> list[tuple]:
+    return [tuple(_pack(t) for t in (g.images, g.labels, g.cls_target, g.sources))
+            for g in groups]
+
+
+def _unpack_groups(packed: list[tuple]) -> list[Group]:
+    return [Group(*(_unpack(p) for p in g)) for g in packed]
+
+
 class _StepBatches(torch.utils.data.Dataset):
     """Item i = the batch of ``steps[i]``, made in a loader process by a BatchMaker that the
     process builds itself with ``build()`` (it opens the workspace read-only: no open HDF5 or
@@ -308,7 +336,8 @@ class _StepBatches(torch.utils.data.Dataset):
             raw = self._maker.raw(step)
             gathered = self._maker.gather(raw)
             if self.render:
-                return step, "groups", self._maker.render_gathered(gathered, "cpu")
+                return step, "groups", _pack_groups(self._maker.render_gathered(gathered,
+                                                                                "cpu"))
             return step, "gathered", gathered
         except Exception as e:
             # the one-line reason, not the DataLoader's re-raised traceback text: a damaged
@@ -351,7 +380,7 @@ class LoaderFeed:
             raise RuntimeError(f"loader returned step {got}, expected {step}")
         if kind == "gathered":
             return self.maker.render_gathered(payload, self.device)
-        return payload
+        return _unpack_groups(payload)
 
     def pids(self) -> list[int]:
         """The loader processes' ids (benchmarks account their CPU time)."""
