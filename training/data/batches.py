@@ -18,7 +18,9 @@ total is floor(9.6 k): the ratio is exact over batches, within one sample in eac
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import queue
 import threading
 from collections.abc import Iterable, Sequence
@@ -281,6 +283,24 @@ def _identity(x):
     return x
 
 
+def _die_with_parent_of(parent: int, _worker_id: int) -> None:
+    """A loader process ends when the training process does, even by SIGKILL (Linux).
+
+    Without this it could outlive it: a batch larger than the pipe's buffer, sent after the
+    training process died, blocks its queue's feeder thread, and the process waits for that
+    thread at exit, forever (and holds the dead process's stdout open meanwhile)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the DataLoader's own watchdog only
+        return
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the line above
+
+
 def _pack(t: torch.Tensor) -> tuple[np.ndarray, list[int]]:
     """A CPU tensor as a numpy array in its memory order + the permutation back.
 
@@ -369,6 +389,7 @@ class LoaderFeed:
             _StepBatches(build, list(steps), render), batch_size=None, shuffle=False,
             num_workers=workers, collate_fn=_identity, prefetch_factor=depth,
             multiprocessing_context="spawn",
+            worker_init_fn=functools.partial(_die_with_parent_of, os.getpid()),
         )
         self._it = iter(self._loader)
 
