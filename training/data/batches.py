@@ -381,10 +381,11 @@ class LoaderFeed:
     differently)."""
 
     def __init__(self, build, maker: BatchMaker, steps: Iterable[int], workers: int,
-                 device: torch.device | str, depth: int = 2):
+                 device: torch.device | str, depth: int = 2, render: bool | None = None):
         self.maker, self.device, self.workers = maker, torch.device(device), workers
         self.ahead = depth * workers  # batches requested from the processes at any time
-        render = self.device.type == "cpu"
+        if render is None:  # render where the model is when it is a CPU
+            render = self.device.type == "cpu"
         self._loader = torch.utils.data.DataLoader(
             _StepBatches(build, list(steps), render), batch_size=None, shuffle=False,
             num_workers=workers, collate_fn=_identity, prefetch_factor=depth,
