@@ -141,7 +141,8 @@ class MakerRecipe:
         trainer.__dict__.update(self.state)
         # kept open for the process's life: sources may read from it lazily
         self._ws = Workspace.open(self.ws_root, login=self.login, read_only=True)
-        cache = ExamCache(self._ws, trainer.cfg.preprocess)
+        cache = ExamCache(self._ws, trainer.cfg.preprocess,
+                          int(trainer.cfg.data.cache_mb * 2**20))
         sources, weights = trainer.build_sources(self._ws, cache)
         if self.fingerprint and fingerprint(sources) != self.fingerprint:
             raise IctviewError(
