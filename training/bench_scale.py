@@ -10,9 +10,11 @@ each in a fresh ``ictview-train`` process with the given config (default cpu-stu
   descendants it waited for: the largest one), and the sum over its process tree sampled from
   /proc every 0.1 s (loader processes included);
 - the rates the process itself logged (time per slice, without start-up) and its wall time;
-- bytes on disk per slice: volumes, reference labels, predictions, and pseudo-labels (any file
-  the pseudo-label pass or the student wrote besides the per-exam prediction files and run
-  folders; none while pseudo-labels are derived in memory at student time).
+- bytes on disk per slice: volumes, reference labels, the pass's predictions as the config
+  stores them (cpu-study: exact float16 maps), the same predictions as compact pseudo-label
+  targets (inference.pseudo_store = "targets", the paper config's; written by the store's
+  code from a sample of the float16 files), and any other file the pass or the student
+  stored outside the run folders.
 
 Then the ratio of peak RSS at the largest N to the smallest, and the extrapolation to the
 paper's corpus (750,000 slices of 512 x 512): disk by bytes per voxel, and H100 hours from the
@@ -307,6 +309,8 @@ def measure_n(ws_cached: Path, n: int, config: str, steps: int, loader_workers: 
             }
         after = _sizes(ws)
         out["bytes_per_slice"] = _disk(before, after, slices)
+        out["bytes_per_slice"]["pseudo_labels_compact"] = _compact_bytes_per_slice(
+            ws, "scale-pl", config, scratch)
         return out
     finally:
         shutil.rmtree(ws, ignore_errors=True)
@@ -329,7 +333,41 @@ def _disk(before: dict[str, int], after: dict[str, int], slices: dict[str, int])
                           and p.endswith(".h5")))
     return {"volumes": vol / total, "labels": lab / max(1, slices["labeled"]),
             "predictions": pred / max(1, slices["unlabeled"]),
-            "pseudo_labels": pseudo / max(1, slices["unlabeled"])}
+            "other_files": pseudo / max(1, slices["unlabeled"])}
+
+
+def _compact_bytes_per_slice(ws: Path, run: str, config: str, scratch: Path,
+                             sample: int = 200) -> float | None:
+    """Bytes per unlabeled slice of the pass's predictions stored as compact pseudo-label
+    targets (inference.pseudo_store = "targets", the paper config's choice), written by the
+    store's own code from a sample of the float16 files; None where the pass already stored
+    targets (then they are the "predictions" figure) or the store has no compact form."""
+    from ictview.store import arrays
+    from training.config import load_config
+
+    try:
+        from training.ranker import compact_prediction
+    except ImportError:
+        return None
+    r = load_config(config).ranker
+    files = sorted((ws / "predictions" / run).glob("*.h5"))
+    files = files[:: max(1, len(files) // sample)][:sample]
+    out = scratch / "compact"
+    out.mkdir(exist_ok=True)
+    nbytes = slices = 0
+    try:
+        for f in files:
+            try:
+                pred = arrays.read_prediction(f, pixels=True)
+            except IctviewError:  # already compact
+                return None
+            dst = out / f.name
+            arrays.write_prediction(dst, compact_prediction(pred, r.k_hi, r.k_lo))
+            nbytes += dst.stat().st_size
+            slices += len(pred.slice_scores)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return nbytes / slices if slices else None
 
 
 def data_path_seconds_per_voxel(ws: Path, exams: int = 16) -> float:
@@ -389,12 +427,16 @@ def run_scale(exams: list[int], cache: Path | None = None, config: str = "cpu-st
 def extrapolate(r: dict, s_per_voxel: float) -> dict:
     """The paper's corpus from the largest N: disk per voxel, GPU time from DESIGN.md."""
     voxels = PAPER_SLICES * PAPER_SIDE**2
-    per_voxel = {k: v / (SIDE * SIDE) for k, v in r["bytes_per_slice"].items()}
-    disk = {k: v * voxels for k, v in per_voxel.items() if k != "labels"}
+    per_voxel = {k: (v / (SIDE * SIDE) if v is not None else None)
+                 for k, v in r["bytes_per_slice"].items()}
+    # the corpus as the paper config stores it: volumes + compact pseudo-labels (float16
+    # prediction maps only where exact probabilities are kept: evaluation, C / K review)
+    disk = {k: (v or 0.0) * voxels for k, v in per_voxel.items() if k != "labels"}
+    disk_total = disk["volumes"] + (disk["pseudo_labels_compact"] or disk["predictions"])
     load_s_per_slice = s_per_voxel * PAPER_SIDE**2
     return {
         "slices": PAPER_SLICES, "side": PAPER_SIDE,
-        "disk_bytes": disk, "disk_bytes_total": sum(disk.values()),
+        "disk_bytes": disk, "disk_bytes_total": disk_total,
         "h100_pseudolabel_pass_h": PAPER_SLICES / H100_INFER_SLICES_PER_S / 3600,
         "h100_epoch_over_corpus_h": PAPER_SLICES / H100_TRAIN_PATCHES_PER_S / 3600,
         "h100_paper_schedule_h": PAPER_PATCHES / H100_TRAIN_PATCHES_PER_S / 3600,
@@ -421,9 +463,12 @@ def _log_n(r: dict, log) -> None:
         log(f"    {p:11s} peak RSS {_mb(ph['peak_rss_tree_bytes'])} (process tree; largest "
             f"process {_mb(ph['peak_rss_bytes'])}), {per}, {ph['seconds']:.1f} s wall")
     b = r["bytes_per_slice"]
+    compact = b.get("pseudo_labels_compact")
     log(f"    disk per slice: volumes {b['volumes']:.0f} B, labels {b['labels']:.0f} B, "
-        f"predictions {b['predictions']:.0f} B, pseudo-labels {b['pseudo_labels']:.0f} B"
-        + (" (none stored: derived at student time)" if b["pseudo_labels"] == 0 else ""))
+        f"predictions {b['predictions']:.0f} B (float16 maps as the config stores them), "
+        f"pseudo-labels " + (f"{compact:.0f} B as compact targets" if compact is not None
+                             else "n/a") + f"; other files the runs stored besides these "
+        f"{b['other_files']:.0f} B")
 
 
 def _log_summary(res: dict, exams: list[int], log) -> None:
@@ -434,9 +479,9 @@ def _log_summary(res: dict, exams: list[int], log) -> None:
     d = e["disk_bytes"]
     log(f"  extrapolated to {e['slices']:,} slices of {e['side']}x{e['side']} (bytes per voxel "
         f"of these synthetic scans; real scans compress differently): volumes "
-        f"{d['volumes'] / 1e9:.0f} GB, predictions {d['predictions'] / 1e9:.0f} GB, "
-        f"pseudo-labels {d['pseudo_labels'] / 1e9:.0f} GB, total "
-        f"{e['disk_bytes_total'] / 1e9:.0f} GB")
+        f"{d['volumes'] / 1e9:.0f} GB, float16 predictions {d['predictions'] / 1e9:.0f} GB "
+        f"per pseudo-label run, compact pseudo-labels {d['pseudo_labels_compact'] / 1e9:.1f} GB "
+        f"per run; volumes + compact pseudo-labels {e['disk_bytes_total'] / 1e9:.0f} GB")
     log(f"  one H100 (DESIGN.md rates: {H100_INFER_SLICES_PER_S:,.0f} slices/s inference, "
         f"{H100_TRAIN_PATCHES_PER_S:,.0f} patches/s training): pseudo-label pass "
         f"{e['h100_pseudolabel_pass_h']:.2f} h, one epoch over the corpus "

@@ -30,7 +30,7 @@ def test_bench_scale_reports_rss_disk_and_rates_per_n(tiny_workspace, tmp_path: 
             assert ph["seconds"] > 0 and ph["slices_per_s"] > 0 and ph["seconds_per_slice"] > 0
         b = r["bytes_per_slice"]
         assert b["volumes"] > 0 and b["labels"] > 0 and b["predictions"] > 0
-        assert b["pseudo_labels"] >= 0
+        assert b["pseudo_labels_compact"] > 0 and b["other_files"] >= 0
     assert set(res["rss_ratio_largest_over_smallest"]) == set(PHASES)
     assert all(v > 0 for v in res["rss_ratio_largest_over_smallest"].values())
     e = res["extrapolation"]
