@@ -192,9 +192,8 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
     from training.data.batches import BatchMaker, open_feed
     from training.data.exam_cache import ExamCache
     from training.data.exam_loader import auto_workers, iter_masked
-    from training.data.sources import fingerprint, labeled_source
+    from training.data.sources import labeled_source
     from training.inference import Predictor
-    from training.trainer import MakerRecipe, Trainer
     from training.windows import DEFAULT_WINDOWS
 
     cfg = Config(model=replace(ModelSection(), width=width))
@@ -204,8 +203,6 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
         cache = ExamCache(ws, cfg.preprocess)
         src = labeled_source(ws, cache, cfg)
         maker = BatchMaker([src], [1.0], batch, 0, DEFAULT_WINDOWS)
-        recipe = MakerRecipe(Trainer, {"cfg": cfg}, Path(ws_root), ws.login, batch, 0,
-                             DEFAULT_WINDOWS, 0, 1, fingerprint([src]))
         model = _model(width, device, v)
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         step_model = torch.compile(model) if v.compile else model
@@ -228,7 +225,7 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
         feeds = {}
         try:
             for n in loader_workers:
-                feeds[n] = open_feed(maker, recipe, range(10**6), n, device)
+                feeds[n] = open_feed(maker, range(10**6), n, device)
                 modes[n] = feeds[n]
             counters = {k: 0 for k in modes}
 

@@ -19,11 +19,11 @@ at any moment leaves the previous checkpoint whole. ``resume=True`` loads ``late
 continues the same run: the same batches, the same next-step loss as if never stopped.
 
 Loader processes (``train.loader_workers`` = N > 0, ``--loader-workers N``): batches are
-planned, read and (on a CPU run) rendered in N torch DataLoader processes, spawned, each
-building the run's sources itself from a read-only workspace (``MakerRecipe``: the trainer
-class and its plain settings; no open file or database crosses a process boundary) and
-checking they are the data the training process fingerprinted. Batch s is still a function
-of (seed, s), so a resumed run and a run without loader processes see the same batches.
+planned, read and (on a CPU run) rendered in N torch DataLoader processes, spawned, each with
+a pickled copy of the BatchMaker (its sources are file paths and plain arrays: every process
+opens the stored files itself, read-only, and none opens the catalog). Batch s is still a
+function of (seed, s), so a resumed run and a run without loader processes see the same
+batches.
 
 Stopping: SIGTERM / SIGINT -> checkpoint at the next step boundary, status "interrupted",
 ``fit`` returns (the CLI exits with EXIT_INTERRUPTED = 75, "try again": resume with
@@ -118,41 +118,6 @@ def _on(flag: str, device: torch.device) -> bool:
     return flag == "on" or (flag == "auto" and device.type == "cuda")
 
 
-@dataclass
-class MakerRecipe:
-    """A run's BatchMaker as a loader process builds it: the trainer class and its plain
-    settings (no model, no open workspace), the workspace folder, the batch geometry and the
-    data fingerprint. Picklable; ``recipe()`` opens the workspace read-only, builds the same
-    sources the training process built, and checks they are the same data."""
-
-    trainer_cls: type
-    state: dict
-    ws_root: Path
-    login: str
-    batch_size: int
-    seed: int
-    windows: tuple
-    rank: int
-    world: int
-    fingerprint: str
-
-    def __call__(self) -> BatchMaker:
-        trainer = object.__new__(self.trainer_cls)  # build_sources reads settings only
-        trainer.__dict__.update(self.state)
-        # kept open for the process's life: sources may read from it lazily
-        self._ws = Workspace.open(self.ws_root, login=self.login, read_only=True)
-        cache = ExamCache(self._ws, trainer.cfg.preprocess,
-                          int(trainer.cfg.data.cache_mb * 2**20))
-        sources, weights = trainer.build_sources(self._ws, cache)
-        if self.fingerprint and fingerprint(sources) != self.fingerprint:
-            raise IctviewError(
-                f"{self.ws_root}: the training data changed while the loader processes "
-                "started (labels or predictions written meanwhile); start the run again"
-            )
-        return BatchMaker(sources, weights, self.batch_size, self.seed, self.windows,
-                          self.rank, self.world)
-
-
 class Trainer:
     """The teacher: PatchFCN from scratch on the labeled role's pixel labels."""
 
@@ -236,15 +201,6 @@ class Trainer:
         windows = resolve_windows(self.cfg.model.windows, self.cfg.source)
         return BatchMaker(sources, weights, self.cfg.train.batch_size, self.cfg.train.seed,
                           windows, self.dist.rank, self.dist.world)
-
-    def loader_recipe(self) -> "MakerRecipe":
-        """What a loader process needs to build this run's BatchMaker itself."""
-        plain = (str, int, float, bool, type(None), Path, Config, list, tuple, dict)
-        state = {k: v for k, v in vars(self).items()
-                 if isinstance(v, plain) and k not in ("sources_summary", "best")}
-        return MakerRecipe(type(self), state, self.ws_root, self.ws.login,
-                           self.maker.batch_size, self.maker.seed, self.maker.windows,
-                           self.dist.rank, self.dist.world, self._fingerprint)
 
     def compute_loss(self, group: Group):
         out = self.model(self._to_model(group.images))
@@ -553,8 +509,7 @@ class Trainer:
                 loader_workers=auto_workers(t.loader_workers, self.device.type == "cuda"),
             )
         workers = auto_workers(t.loader_workers, self.device.type == "cuda")
-        feed = open_feed(self.maker, self.loader_recipe() if workers else None,
-                         range(start, total), workers, self.device)
+        feed = open_feed(self.maker, range(start, total), workers, self.device)
         sums: dict[str, torch.Tensor] = {}
         window_steps, window_t0 = 0, time.perf_counter()
         last_good = start

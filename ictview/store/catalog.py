@@ -14,11 +14,9 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def connect(db_path: Path, create: bool, read_only: bool = False) -> sqlite3.Connection:
+def connect(db_path: Path, create: bool) -> sqlite3.Connection:
     if not create and not db_path.exists():
         raise IctviewError(f"{db_path.parent}: not an ictview workspace (no workspace.sqlite)")
-    if read_only:
-        return _connect_read_only(db_path)
     try:
         # autocommit mode: transactions are explicit (`with transaction(con):`)
         con = sqlite3.connect(db_path, timeout=30, isolation_level=None, factory=CatalogConnection)
@@ -28,21 +26,6 @@ def connect(db_path: Path, create: bool, read_only: bool = False) -> sqlite3.Con
         con.execute("PRAGMA foreign_keys=ON")
         con.execute("PRAGMA busy_timeout=30000")
         _migrate(con, db_path)
-    except sqlite3.DatabaseError as e:
-        raise IctviewError(f"{db_path}: not a usable workspace catalog ({e})") from None
-    return con
-
-
-def _connect_read_only(db_path: Path) -> sqlite3.Connection:
-    """A connection that can only read (training's loader processes): no migration and no
-    journal-mode change, which are the writing opener's job."""
-    try:
-        con = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True,
-                              timeout=30, isolation_level=None, factory=CatalogConnection)
-        con.path = Path(db_path)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA busy_timeout=30000")
-        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.DatabaseError as e:
         raise IctviewError(f"{db_path}: not a usable workspace catalog ({e})") from None
     return con

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ictview.errors import IctviewError
 from ictview.store.workspace import Workspace
 from training.bench_scale import PHASES, build_workspace, run_scale
 from training.cli import main
@@ -54,16 +53,3 @@ def test_bench_scale_bad_arguments_are_one_line(capsys, tmp_path: Path) -> None:
     assert "--exams must be >= 3" in err and len(err.splitlines()) == 1
     assert main(["bench", "--exams", "5"]) == 1
     assert "bench scale" in capsys.readouterr().err
-
-
-def test_read_only_workspace_reads_and_cannot_write(tiny_workspace) -> None:
-    """What loader processes open: the catalog reads, and any write is refused by SQLite."""
-    import sqlite3
-
-    with Workspace.open(tiny_workspace, read_only=True) as ws:
-        names = [e.name for e in ws.exams(role="labeled")]
-        assert names and ws.load_labels("reference", names[0]) is not None
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            ws.con.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
-    with pytest.raises(IctviewError):
-        Workspace.open(tiny_workspace / "nope", read_only=True)

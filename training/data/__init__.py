@@ -14,8 +14,8 @@ Modules:
   classification prior weights; the data fingerprint of a run.
 - ``batches``: the deterministic mixing of sources into global minibatches (a function of
   seed and step), the DDP split, rendering on the device, and the two feeds: the planning
-  thread (``train.loader_workers = 0``) or torch DataLoader processes that build the run's
-  sources themselves from a read-only workspace (``MakerRecipe`` in ``training.trainer``).
+  thread (``train.loader_workers = 0``) or torch DataLoader processes, each with a pickled
+  copy of the maker (file paths, no open handle) that reads the stored files itself.
 - ``exam_loader``: exams for inference, optionally read in worker processes (no torch).
 
 This ``__init__`` imports nothing, so that ``exam_loader`` stays torch-free in spawned workers.

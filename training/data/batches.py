@@ -330,18 +330,19 @@ def _unpack_groups(packed: list[tuple]) -> list[Group]:
 
 
 class _StepBatches(torch.utils.data.Dataset):
-    """Item i = the batch of ``steps[i]``, made in a loader process by a BatchMaker that the
-    process builds itself with ``build()`` (it opens the workspace read-only: no open HDF5 or
-    SQLite handle crosses a process boundary). A batch is a function of (seed, step) only, so
+    """Item i = the batch of ``steps[i]``, made in a loader process by its copy of the
+    training process's BatchMaker. The maker pickles as paths and plain arrays (its sources'
+    slices are ``SliceFile``s and exam caches that hold no open HDF5 file and no catalog
+    connection; training/data/exam_cache.py), so each loader process opens the stored files
+    itself, read-only, and needs no database. A batch is a function of (seed, step) only, so
     which process makes it changes nothing.
 
     ``render``: True renders on the CPU in the loader process (a CPU run: the windows and
     the augmentation leave the training process); False sends the gathered slices and the
     training process renders them on its device (CUDA)."""
 
-    def __init__(self, build, steps: Sequence[int], render: bool):
-        self.build, self.steps, self.render = build, list(steps), render
-        self._maker: BatchMaker | None = None
+    def __init__(self, maker: BatchMaker, steps: Sequence[int], render: bool):
+        self.maker, self.steps, self.render = maker, list(steps), render
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -351,13 +352,10 @@ class _StepBatches(torch.utils.data.Dataset):
 
         step = self.steps[i]
         try:
-            if self._maker is None:
-                self._maker = self.build()
-            raw = self._maker.raw(step)
-            gathered = self._maker.gather(raw)
+            raw = self.maker.raw(step)
+            gathered = self.maker.gather(raw)
             if self.render:
-                return step, "groups", _pack_groups(self._maker.render_gathered(gathered,
-                                                                                "cpu"))
+                return step, "groups", _pack_groups(self.maker.render_gathered(gathered, "cpu"))
             return step, "gathered", gathered
         except Exception as e:
             # the one-line reason, not the DataLoader's re-raised traceback text: a damaged
@@ -373,21 +371,23 @@ class LoaderFeed:
     torch DataLoader processes, in step order, ``depth`` batches ahead per process.
 
     Processes are spawned, not forked: a fork would inherit the training process's open
-    HDF5 files and SQLite connection, which neither library supports across processes.
+    HDF5 files and SQLite connection, which neither library supports across processes; a
+    spawned process gets a pickled copy of the maker (paths and arrays) and opens files
+    itself.
     Each loader process uses one torch thread (the DataLoader's setting); rendering is the
     same elementwise and grid-sampling arithmetic as in the training process, so on a CPU
     the batches are bit-identical to ``InProcessFeed``'s when the training process also uses
     one thread (with more threads torch's vectorised kernels may round a few pixels
     differently)."""
 
-    def __init__(self, build, maker: BatchMaker, steps: Iterable[int], workers: int,
+    def __init__(self, maker: BatchMaker, steps: Iterable[int], workers: int,
                  device: torch.device | str, depth: int = 2, render: bool | None = None):
         self.maker, self.device, self.workers = maker, torch.device(device), workers
         self.ahead = depth * workers  # batches requested from the processes at any time
         if render is None:  # render where the model is when it is a CPU
             render = self.device.type == "cpu"
         self._loader = torch.utils.data.DataLoader(
-            _StepBatches(build, list(steps), render), batch_size=None, shuffle=False,
+            _StepBatches(maker, list(steps), render), batch_size=None, shuffle=False,
             num_workers=workers, collate_fn=_identity, prefetch_factor=depth,
             multiprocessing_context="spawn",
             worker_init_fn=functools.partial(_die_with_parent_of, os.getpid()),
@@ -415,9 +415,9 @@ class LoaderFeed:
             it._shutdown_workers()
 
 
-def open_feed(maker: BatchMaker, build, steps: Iterable[int], workers: int,
+def open_feed(maker: BatchMaker, steps: Iterable[int], workers: int,
               device: torch.device | str):
     """The batches of ``steps``: in this process (``workers`` = 0) or from loader processes."""
     if workers <= 0:
         return InProcessFeed(maker, steps, device)
-    return LoaderFeed(build, maker, steps, workers, device)
+    return LoaderFeed(maker, steps, workers, device)
