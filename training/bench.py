@@ -281,11 +281,16 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
             # what the ratio would be on a quiet machine whose cores the training keeps
             # busy, and much less sensitive to other work than the wall-clock rates
             cpu_ratio = (cpu["compute"] / steps_done["compute"]) / (cpu[n] / steps_done[n])
+            # best round over best round (timeit's rule for a noisy machine: the fastest
+            # turn is the one least disturbed by other work)
+            best_ratio = max(rates[n]) / max(compute)
             per[n] = {"patches_per_s": _median(rates[n]), "ratio": _median(ratios),
                       "ratios": ratios, "batch_wait_fraction": waited[n] / spent[n],
-                      "cpu_ratio": cpu_ratio}
+                      "cpu_ratio": cpu_ratio, "best_patches_per_s": max(rates[n]),
+                      "best_ratio": best_ratio}
         best = max(loader_workers, key=lambda n: per[n]["ratio"])
         out["train_compute_only_patches_per_s"] = _median(compute)
+        out["train_compute_only_best_patches_per_s"] = max(compute)
         out["train_by_loader_workers"] = {str(n): r for n, r in per.items()}
         out["train_loader_workers"] = best
         out["train_patches_per_s"] = per[best]["patches_per_s"]
@@ -415,18 +420,22 @@ def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | No
         f"{e2e['train_slice_size'][1]}, tuned, {rounds} interleaved rounds of {seconds / 2:g} s, "
         f"medians; load average {load}):")
     log(f"    training, compute only (rendered batches held in memory): "
-        f"{e2e['train_compute_only_patches_per_s']:.1f} patches/s")
+        f"{e2e['train_compute_only_patches_per_s']:.1f} patches/s (best round "
+        f"{e2e['train_compute_only_best_patches_per_s']:.1f})")
     for n, r in e2e["train_by_loader_workers"].items():
         log(f"    training from the workspace, {n} loader processes: "
             f"{r['patches_per_s']:.1f} patches/s = {100 * r['ratio']:.1f} % of compute only "
-            f"(rounds: {', '.join(f'{100 * x:.0f} %' for x in r['ratios'])}); CPU-time ratio "
+            f"(rounds: {', '.join(f'{100 * x:.0f} %' for x in r['ratios'])}); best round "
+            f"{r['best_patches_per_s']:.1f} = {100 * r['best_ratio']:.1f} % of compute only's "
+            f"best; CPU-time ratio "
             f"{100 * r['cpu_ratio']:.1f} % (compute only's CPU seconds per step over this "
             f"one's, loader processes included); {100 * r['batch_wait_fraction']:.1f} % of "
             f"the training process's time getting batches")
     best = e2e["train_loader_workers"]
+    b = e2e["train_by_loader_workers"][str(best)]
     log(f"    best: {best} loader processes, {100 * e2e['train_ratio_end_to_end_over_compute']:.1f}"
-        f" % of compute only, CPU-time ratio "
-        f"{100 * e2e['train_by_loader_workers'][str(best)]['cpu_ratio']:.1f} % (goal >= 95 %)")
+        f" % of compute only (median of rounds), {100 * b['best_ratio']:.1f} % best round over "
+        f"best round, CPU-time ratio {100 * b['cpu_ratio']:.1f} % (goal >= 95 %)")
     log(f"    pseudo-labeling {e2e['pseudolabel_slices_per_s']:.1f} slices/s "
         f"({e2e['pseudolabel_exams']} exams, {e2e['loader_workers']} loader processes)")
     return results

@@ -104,7 +104,7 @@ def test_bench_reports_reference_tuned_ratio_and_end_to_end(tiny_workspace) -> N
     assert set(e2e["train_by_loader_workers"]) == {"0", "1"}
     for r in e2e["train_by_loader_workers"].values():
         assert r["patches_per_s"] > 0 and r["ratio"] > 0 and len(r["ratios"]) == 2
-        assert r["cpu_ratio"] > 0 and 0 <= r["batch_wait_fraction"] < 1
+        assert r["cpu_ratio"] > 0 and 0 <= r["batch_wait_fraction"] < 1 and r["best_ratio"] > 0
     assert e2e["train_loader_workers"] in (0, 1) and e2e["train_compute_only_patches_per_s"] > 0
     assert any("% of compute only" in line for line in lines)
     assert any("ratio tuned / reference" in line for line in lines)
