@@ -320,6 +320,18 @@ def _unpack(packed: tuple[np.ndarray, list[int]]) -> torch.Tensor:
     return torch.from_numpy(arr).permute(inverse)
 
 
+def _plans_as(gathered: Sequence[Gathered], convert) -> list[Gathered]:
+    """Gathered groups with every plan's source coordinates converted (numpy for the pipe:
+    a tensor would travel as a descriptor of its own, two per sample)."""
+    out = []
+    for g in gathered:
+        members = [replace(m, plan=replace(m.plan, src_y=convert(m.plan.src_y),
+                                           src_x=convert(m.plan.src_x)))
+                   for m in g.members]
+        out.append(replace(g, members=members))
+    return out
+
+
 def _pack_groups(groups: list[Group]) -> list[tuple]:
     return [tuple(_pack(t) for t in (g.images, g.labels, g.cls_target, g.sources))
             for g in groups]
@@ -356,7 +368,7 @@ class _StepBatches(torch.utils.data.Dataset):
             gathered = self.maker.gather(raw)
             if self.render:
                 return step, "groups", _pack_groups(self.maker.render_gathered(gathered, "cpu"))
-            return step, "gathered", gathered
+            return step, "gathered", _plans_as(gathered, lambda t: t.numpy())
         except Exception as e:
             # the one-line reason, not the DataLoader's re-raised traceback text: a damaged
             # file or a changed workspace is bad input, reported as such by the CLI
@@ -401,7 +413,7 @@ class LoaderFeed:
         if got != step:  # the order is the DataLoader's contract; a slip would be silent
             raise RuntimeError(f"loader returned step {got}, expected {step}")
         if kind == "gathered":
-            return self.maker.render_gathered(payload, self.device)
+            return self.maker.render_gathered(_plans_as(payload, torch.from_numpy), self.device)
         return _unpack_groups(payload)
 
     def pids(self) -> list[int]:
