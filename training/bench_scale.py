@@ -341,30 +341,30 @@ def _compact_bytes_per_slice(ws: Path, run: str, config: str, scratch: Path,
     """Bytes per unlabeled slice of the pass's predictions stored as compact pseudo-label
     targets (inference.pseudo_store = "targets", the paper config's choice), written by the
     store's own code from a sample of the float16 files; None where the pass already stored
-    targets (then they are the "predictions" figure) or the store has no compact form."""
+    targets (then they are the "predictions" figure)."""
     from ictview.store import arrays
     from training.config import load_config
 
-    try:
-        from training.ranker import compact_prediction
-    except ImportError:
-        return None
+    from ictview.store.workspace import Workspace
+    from training.ranker import compact_prediction
+
     r = load_config(config).ranker
-    files = sorted((ws / "predictions" / run).glob("*.h5"))
-    files = files[:: max(1, len(files) // sample)][:sample]
     out = scratch / "compact"
     out.mkdir(exist_ok=True)
     nbytes = slices = 0
     try:
-        for f in files:
-            try:
-                pred = arrays.read_prediction(f, pixels=True)
-            except IctviewError:  # already compact
-                return None
-            dst = out / f.name
-            arrays.write_prediction(dst, compact_prediction(pred, r.k_hi, r.k_lo))
-            nbytes += dst.stat().st_size
-            slices += len(pred.slice_scores)
+        # the bench's own workspace, read like any other: through the read guard
+        with Workspace.open(ws) as w:
+            exams = w.predicted_exams(run)
+            for exam in exams[:: max(1, len(exams) // sample)][:sample]:
+                try:
+                    pred = w.read_prediction(run, exam, pixels=True)
+                except IctviewError:  # already compact
+                    return None
+                dst = out / f"{exam}.h5"
+                arrays.write_prediction(dst, compact_prediction(pred, r.k_hi, r.k_lo))
+                nbytes += dst.stat().st_size
+                slices += len(pred.slice_scores)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     return nbytes / slices if slices else None
