@@ -8,6 +8,7 @@ whole exams, and running it again finishes the job without duplicates.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -33,6 +34,8 @@ from ictview.io.label_formats import (
     rsna_key_sop,
 )
 from ictview.store.workspace import NewExam, Workspace, stage_volume, volume_attrs
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 MAX_LISTED = 5  # problems of one kind listed by name before "... and N more"
@@ -366,6 +369,13 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor:
     thread that submits). Create and use the pool in a thread that outlives the import: on
     Linux a worker dies when the thread that started it ends (PR_SET_PDEATHSIG follows the
     creating thread, not the process)."""
+    # Each worker holds a whole decoded series (~20-100 MB at 512 x 512) and its own
+    # numpy/pydicom, and more workers than CPUs only compete: `--jobs 1000` on a large
+    # import would exhaust memory. Two are always allowed so the parallel path runs anywhere.
+    most = max(2, os.cpu_count() or 1)
+    if jobs > most:
+        log.info("import --jobs %d: using %d worker processes (the machine's CPUs)", jobs, most)
+        jobs = most
     # spawn: no inherited catalog connection, import lock or heartbeat thread in a worker
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                initializer=_worker_init, initargs=(os.getpid(),))

@@ -190,3 +190,14 @@ def test_headers_read_by_running_workers_scan_the_same(tmp_path):
     assert any("same SOPInstanceUID" in line for line in reports[2]["skipped_files"])
     assert _catalog(tmp_path / "ws1") == _catalog(tmp_path / "ws2")
     _assert_same_arrays(_arrays(tmp_path / "ws1"), _arrays(tmp_path / "ws2"))
+
+
+def test_jobs_beyond_the_cpus_start_no_more_workers_than_cpus(monkeypatch):
+    from ictview.io import importers
+
+    monkeypatch.setattr(importers.os, "cpu_count", lambda: 2)
+    pool = importers.worker_pool(1000)
+    try:
+        assert pool._max_workers == 2
+    finally:
+        pool.shutdown()
