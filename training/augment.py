@@ -91,17 +91,29 @@ def sample_contrast(
 
 
 def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) in [0, 1] with per-image kind and parameter (N,) -> the formulas above."""
-    if not bool(((kind == CONTRAST_POWER) | (kind == CONTRAST_LOG)).any()):
+    """(N, C, H, W) in [0, 1] with per-image kind and parameter (N,) -> the formulas above.
+
+    The power and the log are computed only on the images that use them (a third of a mixed
+    batch each, where computing both on every pixel was most of a CPU batch's rendering);
+    each pixel goes through the same operations as on the whole batch, so the values are the
+    same bit for bit, and the result has the input's memory layout."""
+    kind = kind.cpu()
+    power = torch.nonzero(kind == CONTRAST_POWER).flatten()
+    log = torch.nonzero(kind == CONTRAST_LOG).flatten()
+    if len(power) == 0 and len(log) == 0:
         # no contrast in the whole batch (the HU pass of rendering always): the image as the
         # formulas below would give it, without computing a power and a log of every pixel
         return image
-    k = kind.to(image.device).view(-1, 1, 1, 1)
+    out = image.clone()  # preserve_format: same strides as the image
     p = param.to(image.device, image.dtype).view(-1, 1, 1, 1)
-    x = image.clamp(min=0.0)  # interpolation can leave -1e-8: keep pow real
-    power = x.pow(p)
-    log = p * torch.log2(1.0 + x)
-    return torch.where(k == CONTRAST_POWER, power, torch.where(k == CONTRAST_LOG, log, image))
+    if len(power):
+        i = power.to(image.device)
+        # interpolation can leave -1e-8: keep pow real
+        out[i] = image[i].clamp(min=0.0).pow(p[i])
+    if len(log):
+        i = log.to(image.device)
+        out[i] = p[i] * torch.log2(1.0 + image[i].clamp(min=0.0))
+    return out
 
 
 def _is_positive(labels: torch.Tensor) -> torch.Tensor:
