@@ -137,15 +137,6 @@ def _nearest_np(coord: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(idx, 0, size - 1), (idx >= 0) & (idx < size)
 
 
-def _gather_labels(labels: torch.Tensor, src_y: torch.Tensor, src_x: torch.Tensor) -> torch.Tensor:
-    """(..., H, W) labels sampled at nearest source pixels; outside the slice -> 0."""
-    h, w = labels.shape[-2:]
-    iy, vy = _nearest(src_y.to(labels.device), h)
-    ix, vx = _nearest(src_x.to(labels.device), w)
-    out = labels[..., iy[:, None], ix[None, :]]
-    return torch.where(vy[:, None] & vx[None, :], out, torch.zeros_like(out))
-
-
 def positive_window_counts(
     positive: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, size: int
 ) -> np.ndarray | None:
@@ -256,22 +247,36 @@ def apply_plans(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Render plans on a batch: images (N, C, H, W) float in [0, 1], labels (N, H, W) or None
     -> (N, C, out_h, out_w) float32, (N, out_h, out_w) same dtype as labels."""
+    kind = torch.tensor([p.contrast_kind for p in plans])
+    param = torch.tensor([p.contrast_param for p in plans], dtype=torch.float32)
+    out, out_labels = apply_geometry(images, labels, plans)
+    return apply_contrast(out, kind, param), out_labels
+
+
+def apply_geometry(
+    images: torch.Tensor, labels: torch.Tensor | None, plans: Sequence[AugmentPlan]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``apply_plans`` without the contrast: scale, crop and flip of the whole batch at once
+    (one grid_sample, one label gather)."""
     n, _, h, w = images.shape
     dev = images.device
-    gy = torch.stack([_normalize(p.src_y, h) for p in plans]).to(dev, torch.float32)
-    gx = torch.stack([_normalize(p.src_x, w) for p in plans]).to(dev, torch.float32)
+    src_y = torch.stack([torch.as_tensor(p.src_y) for p in plans])  # (N, out_h) float64
+    src_x = torch.stack([torch.as_tensor(p.src_x) for p in plans])
+    gy = _normalize(src_y, h).to(dev, torch.float32)
+    gx = _normalize(src_x, w).to(dev, torch.float32)
     grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
     out = F.grid_sample(
         images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True
     )
-    kind = torch.tensor([p.contrast_kind for p in plans])
-    param = torch.tensor([p.contrast_param for p in plans], dtype=torch.float32)
-    out = apply_contrast(out, kind, param)
     out_labels = None
     if labels is not None:
-        out_labels = torch.stack(
-            [_gather_labels(labels[i], p.src_y, p.src_x) for i, p in enumerate(plans)]
-        )
+        iy, vy = _nearest(src_y.to(labels.device), h)
+        ix, vx = _nearest(src_x.to(labels.device), w)
+        sample = torch.arange(n, device=labels.device)[:, None, None]
+        out_labels = labels[sample, iy[:, :, None], ix[:, None, :]]
+        inside = vy[:, :, None] & vx[:, None, :]
+        out_labels = torch.where(inside, out_labels, torch.zeros((), dtype=labels.dtype,
+                                                                 device=labels.device))
     return out, out_labels
 
 

@@ -34,10 +34,9 @@ from ictview.core.brain_mask import AIR_HU
 from ictview.core.labels import IGNORE
 from ictview.errors import IctviewError
 from training.augment import (
-    CONTRAST_NONE,
     AugmentPlan,
     apply_contrast,
-    apply_plans,
+    apply_geometry,
     plan_sample,
 )
 from training.data.sources import SliceSource
@@ -190,10 +189,8 @@ class BatchMaker:
             hu_t = torch.from_numpy(g.hu).to(device, non_blocking=True)
             lab_t = torch.from_numpy(g.labels).to(device, non_blocking=True)
             plans = [s.plan for s in members]
-            geometry_only = [replace(p, contrast_kind=CONTRAST_NONE, contrast_param=1.0)
-                             for p in plans]
             shifted = (hu_t.float() - AIR_HU)[:, None]  # air -> 0 = grid_sample's padding
-            hu_out, labels = apply_plans(shifted, lab_t, geometry_only)
+            hu_out, labels = apply_geometry(shifted, lab_t, plans)
             images = apply_windows_batch(hu_out[:, 0] + AIR_HU, self.windows)
             kind = torch.tensor([p.contrast_kind for p in plans])
             param = torch.tensor([p.contrast_param for p in plans], dtype=torch.float32)
