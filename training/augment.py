@@ -36,6 +36,7 @@ log branch reaches at most g = 1.1 at x = 1. Variants for the ablation: "power",
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,8 +79,7 @@ def sample_contrast(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """n draws -> kind int64 (n,) and parameter float32 (n,): gamma, g, or 1 for none."""
     cfg = cfg or AugmentConfig()
-    probs = torch.tensor(CONTRAST_VARIANTS[cfg.contrast], dtype=torch.float64)
-    kind = torch.multinomial(probs, n, replacement=True, generator=gen)
+    kind = torch.multinomial(_contrast_probs(cfg.contrast), n, replacement=True, generator=gen)
     u = torch.rand(n, generator=gen, dtype=torch.float64)  # one uniform drives either parameter
     (g0, g1), (l0, l1) = cfg.gamma_range, cfg.log_gain_range
     param = torch.where(
@@ -88,6 +88,25 @@ def sample_contrast(
         torch.where(kind == CONTRAST_LOG, l0 + (l1 - l0) * u, torch.ones_like(u)),
     )
     return kind, param.float()
+
+
+@functools.cache
+def _contrast_probs(variant: str) -> torch.Tensor:
+    return torch.tensor(CONTRAST_VARIANTS[variant], dtype=torch.float64)
+
+
+def _sample_contrast_one(gen: torch.Generator, cfg: AugmentConfig) -> tuple[int, float]:
+    """``sample_contrast(1, gen, cfg)`` as Python numbers, the same draws and values: the
+    parameter's formula in float64 (Python's float) rounded to float32, as the tensor one."""
+    kind = int(torch.multinomial(_contrast_probs(cfg.contrast), 1, replacement=True,
+                                 generator=gen))
+    u = float(torch.rand(1, generator=gen, dtype=torch.float64))
+    (g0, g1), (l0, l1) = cfg.gamma_range, cfg.log_gain_range
+    if kind == CONTRAST_POWER:
+        return kind, float(np.float32(g0 + (g1 - g0) * u))
+    if kind == CONTRAST_LOG:
+        return kind, float(np.float32(l0 + (l1 - l0) * u))
+    return kind, 1.0
 
 
 def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
@@ -120,9 +139,37 @@ def _is_positive(labels: torch.Tensor) -> torch.Tensor:
     return (labels > 0) & (labels != IGNORE)
 
 
-def _canvas_to_source(size: int, canvas: int, scale: float) -> torch.Tensor:
-    """Source coordinate of each canvas pixel: scaling by ``scale`` about the (shared) centre."""
-    y = torch.arange(canvas, dtype=torch.float64)
+@dataclass(frozen=True)
+class Positives:
+    """A label slice's positive pixels as ``positive_window_counts`` reads them: the bounding
+    box (top, left) and the mask inside it. Small, and a function of the slice only, so a
+    batch maker keeps it per slice instead of scanning the label map at every draw."""
+
+    shape: tuple[int, int]  # the slice's (H, W)
+    top: int
+    left: int
+    mask: np.ndarray  # (rows, cols) bool, the bounding box of the positives; (0, 0) if none
+
+    @property
+    def nbytes(self) -> int:
+        return self.mask.nbytes + 64
+
+    @classmethod
+    def of(cls, labels) -> Positives:
+        """From a label map (H, W), numpy or torch."""
+        lab = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        positive = (lab > 0) & (lab != IGNORE)
+        rows, cols = np.flatnonzero(positive.any(1)), np.flatnonzero(positive.any(0))
+        if len(rows) == 0:
+            return cls(lab.shape, 0, 0, np.zeros((0, 0), bool))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        return cls(lab.shape, r0, c0, positive[r0:r1, c0:c1].copy())
+
+
+def _canvas_to_source(size: int, canvas: int, scale: float) -> np.ndarray:
+    """Source coordinate of each canvas pixel: scaling by ``scale`` about the (shared) centre.
+    float64, numpy: the same IEEE operations as in torch, without a tensor's overhead."""
+    y = np.arange(canvas, dtype=np.float64)
     return (size - 1) / 2 + (y - (canvas - 1) / 2) / scale
 
 
@@ -134,41 +181,45 @@ def _nearest(coord: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor
 
 def _nearest_np(coord: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.floor(coord + 0.5).astype(np.int64)
-    return np.clip(idx, 0, size - 1), (idx >= 0) & (idx < size)
+    return np.minimum(np.maximum(idx, 0), size - 1), (idx >= 0) & (idx < size)
 
 
 def positive_window_counts(
-    positive: np.ndarray, src_y: np.ndarray, src_x: np.ndarray, size: int
+    positive, src_y: np.ndarray, src_x: np.ndarray, size: int
 ) -> np.ndarray | None:
     """Positive pixels in every size x size window of the scaled canvas, or None if there are none.
 
-    positive: (H, W) bool source mask; src_y / src_x: source coordinate of each canvas row /
-    column. Only the canvas rows and columns that land in the positives' bounding box are
-    rendered (nearest neighbour, as the labels are), then a summed-area table gives every
-    window's count: a few hundred microseconds for a 512x512 slice with a small lesion, where
-    rendering and summing the whole canvas costs several milliseconds per sample.
+    positive: (H, W) bool source mask, or its ``Positives``; src_y / src_x: source coordinate
+    of each canvas row / column. Only the canvas rows and columns that land in the
+    positives' bounding box are rendered (nearest neighbour, as the labels are), then a
+    summed-area table gives every window's count: a few hundred microseconds for a 512x512
+    slice with a small lesion, where rendering and summing the whole canvas costs several
+    milliseconds per sample.
     """
-    rows, cols = np.flatnonzero(positive.any(1)), np.flatnonzero(positive.any(0))
-    if len(rows) == 0:
+    if not isinstance(positive, Positives):
+        positive = Positives.of(positive.astype(np.uint8))
+    box = positive.mask
+    if box.size == 0:
         return None
     iy, vy = _nearest_np(src_y, positive.shape[0])
     ix, vx = _nearest_np(src_x, positive.shape[1])
+    iy, ix = iy - positive.top, ix - positive.left
     # nearest source index is monotone in the canvas index: the selections are contiguous
-    ry = np.flatnonzero(vy & (iy >= rows[0]) & (iy <= rows[-1]))
-    rx = np.flatnonzero(vx & (ix >= cols[0]) & (ix <= cols[-1]))
+    ry = np.flatnonzero(vy & (iy >= 0) & (iy < box.shape[0]))
+    rx = np.flatnonzero(vx & (ix >= 0) & (ix < box.shape[1]))
     if len(ry) == 0 or len(rx) == 0:
         return None  # zoomed in so far that every positive left the canvas
     r0, c0 = ry[0], rx[0]
-    small = positive[np.ix_(iy[ry], ix[rx])]
+    small = box[iy[ry][:, None], ix[rx][None, :]]
     sat = np.zeros((small.shape[0] + 1, small.shape[1] + 1), np.int32)
     np.cumsum(small, 0, out=sat[1:, 1:])
     np.cumsum(sat[1:, 1:], 1, out=sat[1:, 1:])
     y0, x0 = np.arange(len(src_y) - size + 1), np.arange(len(src_x) - size + 1)
-    ya, yb = np.clip(y0 - r0, 0, small.shape[0]), np.clip(y0 + size - r0, 0, small.shape[0])
-    xa, xb = np.clip(x0 - c0, 0, small.shape[1]), np.clip(x0 + size - c0, 0, small.shape[1])
-    return (
-        sat[np.ix_(yb, xb)] - sat[np.ix_(ya, xb)] - sat[np.ix_(yb, xa)] + sat[np.ix_(ya, xa)]
-    )
+    ya = np.minimum(np.maximum(y0 - r0, 0), small.shape[0])[:, None]
+    yb = np.minimum(np.maximum(y0 + size - r0, 0), small.shape[0])[:, None]
+    xa = np.minimum(np.maximum(x0 - c0, 0), small.shape[1])
+    xb = np.minimum(np.maximum(x0 + size - c0, 0), small.shape[1])
+    return sat[yb, xb] - sat[ya, xb] - sat[yb, xa] + sat[ya, xa]
 
 
 def choose_crop(
@@ -198,13 +249,14 @@ def choose_crop(
     return pick // n_x, pick % n_x, wanted
 
 
-def plan_sample(labels, cfg: AugmentConfig, gen: torch.Generator) -> AugmentPlan:
+def plan_sample(labels, cfg: AugmentConfig, gen: torch.Generator,
+                positives: Positives | None = None) -> AugmentPlan:
     """Draw one sample's augmentation from its label map (H, W) (numpy or torch).
 
-    Draw order (fixed): sy, sx, crop side, crop position, flip rows, flip cols, contrast kind,
-    contrast parameter.
+    ``positives``: the label map's ``Positives`` when the caller keeps them (else computed
+    here when the crop balance needs them). Draw order (fixed): sy, sx, crop side, crop
+    position, flip rows, flip cols, contrast kind, contrast parameter.
     """
-    labels = torch.as_tensor(labels).cpu()
     h, w = labels.shape
     sy = _uniform(*cfg.scale_y_range, gen)
     sx = _uniform(*cfg.scale_x_range, gen)
@@ -219,20 +271,22 @@ def plan_sample(labels, cfg: AugmentConfig, gen: torch.Generator) -> AugmentPlan
     else:
         counts = None
         if cfg.positive_fraction is not None:
-            positive = _is_positive(labels).numpy()
-            counts = positive_window_counts(positive, cy.numpy(), cx.numpy(), cfg.crop)
+            if positives is None:
+                positives = Positives.of(labels)
+            counts = positive_window_counts(positives, cy, cx, cfg.crop)
         n_windows = (canvas_h - cfg.crop + 1, canvas_w - cfg.crop + 1)
         y0, x0, wanted = choose_crop(counts, n_windows, cfg.positive_fraction, gen)
     src_y, src_x = cy[y0 : y0 + out_h], cx[x0 : x0 + out_w]
     flip_y = bool(torch.rand((), generator=gen) < cfg.flip_y_prob)
     flip_x = bool(torch.rand((), generator=gen) < cfg.flip_x_prob)
     if flip_y:
-        src_y = src_y.flip(0)
+        src_y = src_y[::-1]
     if flip_x:
-        src_x = src_x.flip(0)
-    kind, param = sample_contrast(1, gen, cfg)
+        src_x = src_x[::-1]
+    kind, param = _sample_contrast_one(gen, cfg)
     return AugmentPlan(
-        src_y=src_y, src_x=src_x, contrast_kind=int(kind[0]), contrast_param=float(param[0]),
+        src_y=torch.from_numpy(src_y.copy()), src_x=torch.from_numpy(src_x.copy()),
+        contrast_kind=kind, contrast_param=param,
         scale=(sy, sx), origin=(y0, x0), flip=(flip_y, flip_x), wanted_positive=wanted,
     )
 

@@ -31,10 +31,12 @@ import numpy as np
 import torch
 
 from ictview.core.brain_mask import AIR_HU
+from ictview.core.byte_lru import ByteLRU
 from ictview.core.labels import IGNORE
 from ictview.errors import IctviewError
 from training.augment import (
     AugmentPlan,
+    Positives,
     apply_contrast,
     apply_geometry,
     plan_sample,
@@ -115,6 +117,11 @@ class Group:
     sources: torch.Tensor  # (n,) int64 source index
 
 
+def _positives_cache() -> ByteLRU:
+    # a few hundred bytes a slice (the positives' bounding box): 16 MB keep tens of thousands
+    return ByteLRU(16 << 20, lambda p: p.nbytes)
+
+
 class BatchMaker:
     """Global minibatches mixing sources; each DDP rank renders only its own positions."""
 
@@ -141,6 +148,26 @@ class BatchMaker:
         self.seed = seed
         self.windows = tuple(windows)
         self.rank, self.world = rank, world
+        self._positives = _positives_cache()
+
+    def __getstate__(self) -> dict:
+        d = self.__dict__.copy()
+        del d["_positives"]  # a loader process starts with an empty one
+        return d
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        self._positives = _positives_cache()
+
+    def positives(self, source: int, exam: int, k: int) -> Positives:
+        """The positives of a label slice, kept per slice (the label map is scanned once,
+        not at every draw of the slice)."""
+        key = (source, exam, k)
+        p = self._positives.get(key)
+        if p is None:
+            p = Positives.of(self.sources[source].labels[exam][k])
+            self._positives.put(key, p)
+        return p
 
     def composition(self, step: int) -> list[int]:
         """Source index of each position of the global batch."""
@@ -156,7 +183,10 @@ class BatchMaker:
             gen = sample_generator(self.seed, step, i)
             row = src.pick(gen)
             e, z = (int(v) for v in src.index[row])
-            plan = plan_sample(src.labels[e][z], src.augment, gen)
+            aug = src.augment
+            need = aug.crop is not None and aug.positive_fraction is not None
+            plan = plan_sample(src.labels[e][z], aug, gen,
+                               self.positives(j, e, z) if need else None)
             samples.append(RawSample(j, e, z, plan))
         counts = [comp.count(j) for j in range(len(self.sources))]
         return RawBatch(step, samples, counts)
