@@ -109,13 +109,15 @@ def _sample_contrast_one(gen: torch.Generator, cfg: AugmentConfig) -> tuple[int,
     return kind, 1.0
 
 
-def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor,
+                   inplace: bool = False) -> torch.Tensor:
     """(N, C, H, W) in [0, 1] with per-image kind and parameter (N,) -> the formulas above.
 
     The power and the log are computed only on the images that use them (a third of a mixed
     batch each, where computing both on every pixel was most of a CPU batch's rendering);
     each pixel goes through the same operations as on the whole batch, so the values are the
-    same bit for bit, and the result has the input's memory layout."""
+    same bit for bit, and the result has the input's memory layout. ``inplace``: written
+    into ``image`` (a batch being rendered: saves a copy of it)."""
     kind = kind.cpu()
     power = torch.nonzero(kind == CONTRAST_POWER).flatten()
     log = torch.nonzero(kind == CONTRAST_LOG).flatten()
@@ -123,7 +125,7 @@ def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor)
         # no contrast in the whole batch (the HU pass of rendering always): the image as the
         # formulas below would give it, without computing a power and a log of every pixel
         return image
-    out = image.clone()  # preserve_format: same strides as the image
+    out = image if inplace else image.clone()  # clone keeps the strides
     p = param.to(image.device, image.dtype).view(-1, 1, 1, 1)
     if len(power):
         i = power.to(image.device)

@@ -36,7 +36,11 @@ def apply_windows(hu, windows: Sequence[Window] = DEFAULT_WINDOWS):
     ``apply_windows_batch`` for (N, C, H, W)."""
     if isinstance(hu, torch.Tensor):
         x = hu.float()
-        return torch.stack([((x - w.low) / w.width).clamp_(0.0, 1.0) for w in windows])
+        # each window written in place into the result: no stack copy of the channels
+        out = x.new_empty((len(windows), *x.shape))
+        for c, w in enumerate(windows):
+            torch.sub(x, w.low, out=out[c]).div_(w.width).clamp_(0.0, 1.0)
+        return out
     x = np.asarray(hu, dtype=np.float32)
     return np.stack([np.clip((x - w.low) / w.width, 0.0, 1.0) for w in windows]).astype(
         np.float32, copy=False

@@ -224,9 +224,9 @@ class BatchMaker:
             images = apply_windows_batch(hu_out[:, 0] + AIR_HU, self.windows)
             kind = torch.tensor([p.contrast_kind for p in plans])
             param = torch.tensor([p.contrast_param for p in plans], dtype=torch.float32)
-            images = apply_contrast(images, kind, param)
-            no_pixels = torch.tensor(g.no_pixels, device=labels.device)
-            if no_pixels.any():
+            images = apply_contrast(images, kind, param, inplace=True)
+            if any(g.no_pixels):
+                no_pixels = torch.tensor(g.no_pixels, device=labels.device)
                 labels = torch.where(no_pixels[:, None, None], torch.full_like(labels, IGNORE),
                                      labels)
             groups.append(Group(
