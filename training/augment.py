@@ -114,10 +114,10 @@ def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor,
     """(N, C, H, W) in [0, 1] with per-image kind and parameter (N,) -> the formulas above.
 
     The power and the log are computed only on the images that use them (a third of a mixed
-    batch each, where computing both on every pixel was most of a CPU batch's rendering);
-    each pixel goes through the same operations as on the whole batch, so the values are the
-    same bit for bit, and the result has the input's memory layout. ``inplace``: written
-    into ``image`` (a batch being rendered: saves a copy of it)."""
+    batch each, where computing both on every pixel was most of a CPU batch's rendering),
+    with the same values bit for bit as on the whole batch (``_sub_batch``); the result has
+    the input's memory layout. ``inplace``: written into ``image`` (a batch being rendered:
+    saves a copy of it)."""
     kind = kind.cpu()
     power = torch.nonzero(kind == CONTRAST_POWER).flatten()
     log = torch.nonzero(kind == CONTRAST_LOG).flatten()
@@ -127,14 +127,38 @@ def apply_contrast(image: torch.Tensor, kind: torch.Tensor, param: torch.Tensor,
         return image
     out = image if inplace else image.clone()  # clone keeps the strides
     p = param.to(image.device, image.dtype).view(-1, 1, 1, 1)
-    if len(power):
-        i = power.to(image.device)
-        # interpolation can leave -1e-8: keep pow real
-        out[i] = image[i].clamp(min=0.0).pow(p[i])
-    if len(log):
-        i = log.to(image.device)
-        out[i] = p[i] * torch.log2(1.0 + image[i].clamp(min=0.0))
+    for which, f in ((power, _power), (log, _log)):
+        if len(which) == len(kind):
+            return f(image, p) if not inplace else out.copy_(f(image, p))
+        if len(which):
+            sub, i = _sub_batch(image, which)
+            out.index_copy_(0, which.to(image.device), f(sub, p[i])[: len(which)])
     return out
+
+
+def _power(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return x.clamp(min=0.0).pow(p)  # interpolation can leave -1e-8: keep pow real
+
+
+def _log(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return p * torch.log2(1.0 + x.clamp(min=0.0))
+
+
+def _sub_batch(image: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images ``idx`` of a batch, in the batch's memory order, and the index used.
+
+    Why the layout matters: torch's CPU ``pow`` computes each inner loop in vector registers
+    and its last few elements one at a time, with results that can differ in the last bit.
+    Its inner loops follow the memory layout and the dimensions that merge (the exponent is
+    per image), so a sub-batch laid out as the batch has the very same loops; one image alone
+    would lose its batch dimension and merge its channels into one loop, so it is taken twice.
+    """
+    idx = idx.to(image.device)
+    if len(idx) == 1:
+        idx = idx.repeat(2)
+    order = sorted(range(image.dim()), key=lambda d: (-image.stride(d), d))
+    sub = image.permute(order).index_select(order.index(0), idx)  # contiguous in that order
+    return sub.permute([order.index(d) for d in range(image.dim())]), idx
 
 
 def _is_positive(labels: torch.Tensor) -> torch.Tensor:
