@@ -350,13 +350,17 @@ def apply_geometry(
     )
     out_labels = None
     if labels is not None:
+        # one gather from the flattened batch with a 0 appended: an output pixel outside its
+        # slice (either coordinate) takes that 0, the rest their nearest source pixel
         iy, vy = _nearest(src_y.to(labels.device), h)
         ix, vx = _nearest(src_x.to(labels.device), w)
-        sample = torch.arange(n, device=labels.device)[:, None, None]
-        out_labels = labels[sample, iy[:, :, None], ix[:, None, :]]
-        inside = vy[:, :, None] & vx[:, None, :]
-        out_labels = torch.where(inside, out_labels, torch.zeros((), dtype=labels.dtype,
-                                                                 device=labels.device))
+        zero = n * h * w
+        row = torch.where(vy, (torch.arange(n, device=labels.device)[:, None] * h + iy) * w,
+                          zero)
+        col = torch.where(vx, ix, zero)
+        flat = (row[:, :, None] + col[:, None, :]).clamp_(max=zero)
+        padded = torch.cat([labels.reshape(-1), labels.new_zeros(1)])
+        out_labels = padded[flat]
     return out, out_labels
 
 
