@@ -221,6 +221,7 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
             opt.step()
 
         held = [maker.render(maker.raw(10**7 + k), device) for k in range(8)]
+        out["batch_making"] = batch_making(maker, device, rounds)
         modes: dict = {"compute": None}
         feeds = {}
         try:
@@ -325,6 +326,36 @@ def end_to_end(ws_root: Path, width: float, crop: int, batch: int, device: torch
     return out
 
 
+def batch_making(maker, device: torch.device, rounds: int, per_round: int = 8) -> dict:
+    """Milliseconds (wall and CPU of this process) to plan, read and render one batch: the
+    batch maker against the per-sample reference it replaced (training/data/
+    reference_batches.py, equal batches bit for bit), in interleaved rounds on the same
+    steps, medians of the rounds. The slices are in the cache already (the warm-up batches
+    read them), so this is the work of every batch, not the disk's."""
+    from training.data.reference_batches import reference_batch
+
+    def batched(step):
+        maker.render(maker.raw(step), device)
+
+    def reference(step):
+        reference_batch(maker, step)
+
+    wall: dict = {"batched": [], "reference": []}
+    cpu: dict = {"batched": [], "reference": []}
+    for r in range(rounds):
+        steps = range(2 * 10**7 + r * per_round, 2 * 10**7 + (r + 1) * per_round)
+        for name, fn in (("batched", batched), ("reference", reference)):
+            _sync(device)
+            c0, t0 = time.process_time(), time.perf_counter()
+            for s in steps:
+                fn(s)
+            _sync(device)
+            wall[name].append((time.perf_counter() - t0) / per_round * 1e3)
+            cpu[name].append((time.process_time() - c0) / per_round * 1e3)
+    return {"wall_ms": {k: _median(v) for k, v in wall.items()},
+            "cpu_ms": {k: _median(v) for k, v in cpu.items()}}
+
+
 def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | None = None,
               workspace: Path | None = None, log=print, sizes: tuple | None = None,
               loader_workers: tuple[int, ...] | None = None, rounds: int = 8) -> dict:
@@ -419,6 +450,12 @@ def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | No
     log(f"  end to end ({where}, slices {e2e['train_slice_size'][0]}x"
         f"{e2e['train_slice_size'][1]}, tuned, {rounds} interleaved rounds of {seconds / 2:g} s, "
         f"medians; load average {load}):")
+    bm = e2e["batch_making"]
+    log(f"    making one batch (plan, read cached slices, render; this process): "
+        f"{bm['wall_ms']['batched']:.2f} ms ({bm['cpu_ms']['batched']:.2f} ms CPU) vs "
+        f"{bm['wall_ms']['reference']:.2f} ms ({bm['cpu_ms']['reference']:.2f} ms CPU) for "
+        f"the per-sample reference, "
+        f"x{bm['wall_ms']['reference'] / bm['wall_ms']['batched']:.2f}")
     log(f"    training, compute only (rendered batches held in memory): "
         f"{e2e['train_compute_only_patches_per_s']:.1f} patches/s (best round "
         f"{e2e['train_compute_only_best_patches_per_s']:.1f})")

@@ -108,4 +108,7 @@ def test_bench_reports_reference_tuned_ratio_and_end_to_end(tiny_workspace) -> N
     assert e2e["train_loader_workers"] in (0, 1) and e2e["train_compute_only_patches_per_s"] > 0
     assert any("% of compute only" in line for line in lines)
     assert any("ratio tuned / reference" in line for line in lines)
+    made = e2e["batch_making"]
+    assert made["wall_ms"]["batched"] > 0 and made["cpu_ms"]["reference"] > 0
+    assert any("for the per-sample reference" in line for line in lines)
     assert "fastest here" in res["tuned_choice"]

@@ -1,11 +1,12 @@
 """The per-sample reference of batch planning and rendering (``training.data.batches``).
 
-This is the straightforward implementation the batched code replaced, one sample at a time:
-torch coordinates, the label map scanned at every draw, every window's positive count by its
-corners, one label gather per sample, power and log of every pixel of the batch, windows
-stacked. Kept for two uses: ``tests/training/test_render_reference.py`` asserts that the batch
-makers' plans equal it field for field and their batches bit for bit, and ``ictview-train
-bench`` times it against the batched code in the same run. Training never calls it.
+This is the implementation the batched code replaced, one sample at a time: torch
+coordinates, the label map scanned at every draw, the positive-window counts by a
+summed-area table of the positives' box, one label gather per sample, power and log of every
+pixel of the batch, windows stacked. Kept for two uses: tests/training/
+test_render_reference.py asserts that the batch makers' plans equal it field for field and
+their batches bit for bit, and ``ictview-train bench`` times it against the batched code in
+the same run. Training never calls it.
 """
 
 from __future__ import annotations
@@ -56,16 +57,17 @@ def _ref_window_counts(positive, src_y, src_x, size):
     rx = np.flatnonzero(vx & (ix >= cols[0]) & (ix <= cols[-1]))
     if len(ry) == 0 or len(rx) == 0:
         return None
+    r0, c0 = ry[0], rx[0]
     small = positive[np.ix_(iy[ry], ix[rx])]
-    sat = np.zeros((small.shape[0] + 1, small.shape[1] + 1), np.int64)
-    sat[1:, 1:] = small.cumsum(0).cumsum(1)
-    counts = np.zeros((len(src_y) - size + 1, len(src_x) - size + 1), np.int64)
-    for y0 in range(counts.shape[0]):  # every window by its corners, one at a time
-        for x0 in range(counts.shape[1]):
-            ya, yb = (int(np.clip(v - ry[0], 0, small.shape[0])) for v in (y0, y0 + size))
-            xa, xb = (int(np.clip(v - rx[0], 0, small.shape[1])) for v in (x0, x0 + size))
-            counts[y0, x0] = sat[yb, xb] - sat[ya, xb] - sat[yb, xa] + sat[ya, xa]
-    return counts
+    sat = np.zeros((small.shape[0] + 1, small.shape[1] + 1), np.int32)
+    np.cumsum(small, 0, out=sat[1:, 1:])
+    np.cumsum(sat[1:, 1:], 1, out=sat[1:, 1:])
+    y0, x0 = np.arange(len(src_y) - size + 1), np.arange(len(src_x) - size + 1)
+    ya, yb = np.clip(y0 - r0, 0, small.shape[0]), np.clip(y0 + size - r0, 0, small.shape[0])
+    xa, xb = np.clip(x0 - c0, 0, small.shape[1]), np.clip(x0 + size - c0, 0, small.shape[1])
+    return (
+        sat[np.ix_(yb, xb)] - sat[np.ix_(ya, xb)] - sat[np.ix_(yb, xa)] + sat[np.ix_(ya, xa)]
+    )
 
 
 def _ref_plan(labels, cfg: AugmentConfig, gen):
