@@ -205,18 +205,13 @@ def _nearest(coord: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor
     return idx.clamp(0, size - 1), valid
 
 
-def _nearest_np(coord: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.floor(coord + 0.5).astype(np.int64)
-    return np.minimum(np.maximum(idx, 0), size - 1), (idx >= 0) & (idx < size)
-
-
 def positive_window_counts(
     positive, src_y: np.ndarray, src_x: np.ndarray, size: int
 ) -> np.ndarray | None:
     """Positive pixels in every size x size window of the scaled canvas, or None if there are none.
 
     positive: (H, W) bool source mask, or its ``Positives``; src_y / src_x: source coordinate
-    of each canvas row / column. Only the canvas rows and columns that land in the
+    of each canvas row / column, increasing (before any flip). Only the canvas rows and columns that land in the
     positives' bounding box are rendered (nearest neighbour, as the labels are), then a
     summed-area table gives every window's count: a few hundred microseconds for a 512x512
     slice with a small lesion, where rendering and summing the whole canvas costs several
@@ -227,25 +222,26 @@ def positive_window_counts(
     box = positive.mask
     if box.size == 0:
         return None
-    iy, vy = _nearest_np(src_y, positive.shape[0])
-    ix, vx = _nearest_np(src_x, positive.shape[1])
-    iy, ix = iy - positive.top, ix - positive.left
-    # nearest source index is monotone in the canvas index: the selections are contiguous
-    ry = np.flatnonzero(vy & (iy >= 0) & (iy < box.shape[0]))
-    rx = np.flatnonzero(vx & (ix >= 0) & (ix < box.shape[1]))
-    if len(ry) == 0 or len(rx) == 0:
+    # nearest source row of each canvas row, unclamped: non-decreasing along the canvas, so
+    # the canvas rows landing in the box are one run, found by bisection (the box lies inside
+    # the slice, so they are valid rows)
+    iy = np.floor(src_y + 0.5).astype(np.int64)
+    ix = np.floor(src_x + 0.5).astype(np.int64)
+    r0, r1 = np.searchsorted(iy, [positive.top, positive.top + box.shape[0]])
+    c0, c1 = np.searchsorted(ix, [positive.left, positive.left + box.shape[1]])
+    if r0 == r1 or c0 == c1:
         return None  # zoomed in so far that every positive left the canvas
-    r0, c0 = ry[0], rx[0]
-    small = box[iy[ry][:, None], ix[rx][None, :]]
+    small = box[(iy[r0:r1] - positive.top)[:, None], (ix[c0:c1] - positive.left)[None, :]]
     sat = np.zeros((small.shape[0] + 1, small.shape[1] + 1), np.int32)
     np.cumsum(small, 0, out=sat[1:, 1:])
     np.cumsum(sat[1:, 1:], 1, out=sat[1:, 1:])
-    y0, x0 = np.arange(len(src_y) - size + 1), np.arange(len(src_x) - size + 1)
-    ya = np.minimum(np.maximum(y0 - r0, 0), small.shape[0])[:, None]
-    yb = np.minimum(np.maximum(y0 + size - r0, 0), small.shape[0])[:, None]
-    xa = np.minimum(np.maximum(x0 - c0, 0), small.shape[1])
-    xb = np.minimum(np.maximum(x0 + size - c0, 0), small.shape[1])
-    return sat[yb, xb] - sat[ya, xb] - sat[yb, xa] + sat[ya, xa]
+    # every window's first and last row (column) inside the small canvas, clamped
+    ys = np.arange(len(src_y) - size + 1) + np.array([[-r0], [size - r0]])
+    xs = np.arange(len(src_x) - size + 1) + np.array([[-c0], [size - c0]])
+    ya, yb = np.minimum(np.maximum(ys, 0), small.shape[0])
+    xa, xb = np.minimum(np.maximum(xs, 0), small.shape[1])
+    rows = sat[yb] - sat[ya]  # positives per column of each window's rows
+    return rows[:, xb] - rows[:, xa]
 
 
 def choose_crop(

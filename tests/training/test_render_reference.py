@@ -132,3 +132,28 @@ def test_contrast_on_sub_batches_equals_contrast_on_the_whole_batch(channel_majo
         assert got.stride() == ref.stride() and torch.equal(got, ref), kinds
         inplace = apply_contrast(x.clone(), kind, param, inplace=True)
         assert torch.equal(inplace, ref), kinds
+
+
+def test_positive_window_counts_equal_the_reference() -> None:
+    from training.augment import Positives, _canvas_to_source, positive_window_counts
+    from training.data.reference_batches import _ref_window_counts
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(8, 40, 2))
+        lab = np.zeros((h, w), np.uint8)
+        if rng.random() < 0.9:
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            lab[y:y + rng.integers(1, 8), x:x + rng.integers(1, 8)] = 3
+        if rng.random() < 0.3:
+            lab[rng.random((h, w)) < 0.05] = 1
+        size = int(rng.integers(1, max(h, w) + 6))
+        sy, sx = (float(v) for v in rng.uniform(0.3, 3.0, 2))
+        cy = _canvas_to_source(h, max(h, size), sy)
+        cx = _canvas_to_source(w, max(w, size), sx)
+        ref = _ref_window_counts((lab > 0) & (lab != IGNORE), cy, cx, size)
+        got = positive_window_counts(Positives.of(lab), cy, cx, size)
+        if ref is None:
+            assert got is None
+        else:
+            assert got is not None and np.array_equal(got, ref)
