@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from training.distributed import resolve_device
+from training.progress import load_average
 from training.losses import patchfcn_loss
 from training.models import (
     DRN_D_38_BLOCKS,
@@ -444,7 +445,7 @@ def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | No
         if tmp is not None:
             tmp.cleanup()
     results["end_to_end"] = e2e
-    load = _load_average()
+    load = load_average()
     results["load_average"] = load
     where = "given workspace" if workspace else "synthetic tiny workspace"
     log(f"  end to end ({where}, slices {e2e['train_slice_size'][0]}x"
@@ -476,13 +477,6 @@ def run_bench(device_pref: str = "auto", full: bool = False, seconds: float | No
     log(f"    pseudo-labeling {e2e['pseudolabel_slices_per_s']:.1f} slices/s "
         f"({e2e['pseudolabel_exams']} exams, {e2e['loader_workers']} loader processes)")
     return results
-
-
-def _load_average() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def main_bench(args) -> int:

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ictview.errors import IctviewError
+from training.progress import load_average
 
 # DESIGN.md, "Facts measured here (2026-11)": DRN-D-38 PatchFCN on one H100, bf16
 # channels_last compiled: training 2,192 patches/s (240 x 240), inference 1,660 slices/s
@@ -400,7 +401,7 @@ def run_scale(exams: list[int], cache: Path | None = None, config: str = "cpu-st
     exams = sorted(dict.fromkeys(exams))
     log(f"ictview-train bench scale: exams {', '.join(map(str, exams))} "
         f"({SIDE}x{SIDE}x{SLICES}), config {config}, {steps} steps per epoch, "
-        f"cache {cache}; load average {_load()}")
+        f"cache {cache}; load average {load_average()}")
     seed = Path(seed_ws) if seed_ws else seed_workspace(cache)
     results: dict = {"config": config, "steps": steps, "cache": str(cache), "by_exams": {}}
     scratch = Path(tempfile.mkdtemp(prefix="scale-run-", dir=cache))
@@ -419,7 +420,7 @@ def run_scale(exams: list[int], cache: Path | None = None, config: str = "cpu-st
         p: hi["phases"][p]["peak_rss_tree_bytes"] / lo["phases"][p]["peak_rss_tree_bytes"]
         for p in PHASES}
     results["extrapolation"] = extrapolate(hi, results["data_path_s_per_voxel"])
-    results["load_average"] = _load()
+    results["load_average"] = load_average()
     _log_summary(results, exams, log)
     return results
 
@@ -491,13 +492,6 @@ def _log_summary(res: dict, exams: list[int], log) -> None:
         f"core, so feeding the GPU needs {e['loader_processes_to_feed_inference']:.0f} loader "
         f"processes (with 16: pseudo-label pass "
         f"{e['pseudolabel_pass_h_with_16_loader_processes']:.2f} h)")
-
-
-def _load() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def main_scale(args) -> int:

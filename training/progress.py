@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -109,3 +110,12 @@ def read_progress(path: Path) -> list[dict]:
         except ValueError:
             continue
     return out
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages as printed beside a benchmark's figures (a shared
+    2-core machine: the load says how far to trust them)."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
