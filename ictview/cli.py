@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ictview.cli_support import add_common_options, log_command, setup_logging
+from ictview.cli_support import add_common_options, log_command, positive_int, setup_logging
 from ictview.errors import IctviewError, read_error
 
 PRESETS = ("tiny", "demo", "cpu-study", "paper-mini")  # ictview.synth.sites.PRESETS
@@ -26,15 +26,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
-    return value
 
 
 def _add_json_progress(p: argparse.ArgumentParser) -> None:
@@ -91,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retest-masks", action="append", default=[], metavar="LABELSET=DIR",
                    help="as --masks, for a rater's repeated segmentation (test-retest)")
     p.add_argument("--rater", default=None, help="rater who drew --retest-masks")
-    p.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
                    help="read and convert series in N processes (default 1); the catalog is "
                         "written by this process alone, one whole exam at a time")
     p.add_argument("--json", action="store_true", help="print the import report as JSON")
@@ -147,11 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--synth", type=Path, metavar="DIR",
                    help="import this `ictview synth` output's (or this folder's) DICOM instead "
                         "of 24 generated 32-slice 512x512 studies")
-    b.add_argument("--jobs", type=_positive_int, nargs="+", default=[1, 2], metavar="N",
+    b.add_argument("--jobs", type=positive_int, nargs="+", default=[1, 2], metavar="N",
                    help="--jobs values to time (default 1 2)")
-    b.add_argument("--studies", type=_positive_int, default=24, metavar="N",
+    b.add_argument("--studies", type=positive_int, default=24, metavar="N",
                    help="generated studies (default 24; not with --synth)")
-    b.add_argument("--repeats", type=_positive_int, default=3)
+    b.add_argument("--repeats", type=positive_int, default=3)
     bsub.add_parser("gui", help="slice change, brush dab and exam opening, offscreen")
     bsub.add_parser("stats", help="Table 1 bootstrap: fast pixel statistics vs exact AP")
     from ictview.pacs.bench import add_bench_parser as add_bench_pacs

@@ -80,3 +80,14 @@ def log_command(prog: str, argv: list[str] | None) -> None:
     logging.getLogger(prog).info("%s %s (version %s)", prog,
                                  " ".join(argv if argv is not None else sys.argv[1:]),
                                  package_version())
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (counts of jobs, slices, repeats)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value

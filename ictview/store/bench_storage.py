@@ -36,8 +36,10 @@ CROP = 240
 def add_bench_storage_parser(bsub) -> None:
     b = bsub.add_parser("storage", help="HDF5 codecs for volumes, labels and predictions: "
                         "bytes per voxel, write and read ms; compact pseudo-label bytes")
-    b.add_argument("--slices", type=int, default=24, help="slices per synthetic exam")
-    b.add_argument("--repeats", type=int, default=3)
+    from ictview.cli_support import positive_int
+
+    b.add_argument("--slices", type=positive_int, default=24, help="slices per synthetic exam")
+    b.add_argument("--repeats", type=positive_int, default=3)
     b.add_argument("--codecs", default=",".join(CODECS),
                    help=f"comma-separated subset of {', '.join(CODECS)}")
 
